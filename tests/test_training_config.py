@@ -55,6 +55,21 @@ def test_shipped_config_loads(path: Path, tmp_path: Path) -> None:
 def test_expected_configs_are_shipped(tmp_path: Path) -> None:
     names = {p.name for p in training_configs()}
     assert {"default.json", "smoke_test.json", "tiny.json", "vsr_training.json", "spatial_rgpt_training.json"} <= names
+    real_data = {
+        "vsr_training.json": "vsr",
+        "spatial_rgpt_training.json": "spatial_rgpt",
+        "llava_pretrain_test.json": "llava_pretrain",
+        "llava_pretrain_full.json": "llava_pretrain",
+        "datacomp_test.json": "datacomp",
+        "datacomp_production.json": "datacomp",
+    }
+    for name, dataset in real_data.items():
+        config = TrainingConfig.from_json(CONFIG_DIR / name)
+        assert config.dataset_name == dataset, name
+        assert config.image_folder is None or config.image_folder.startswith(str(tmp_path / "data")), name
+    assert TrainingConfig.from_json(CONFIG_DIR / "datacomp_test.json").num_samples == 100
+    production = TrainingConfig.from_json(CONFIG_DIR / "datacomp_production.json")
+    assert production.streaming and production.max_steps > 0
     tiny = TrainingConfig.from_json(CONFIG_DIR / "tiny.json")
     assert tiny.model_name == str(tmp_path / "tiny" / "gemma")
     assert tiny.model_kwargs()["cosmos_model_name"] == str(tmp_path / "tiny" / "cosmos")

@@ -26,7 +26,8 @@ def _from_high_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(array / max_value * 255.0), 0, 255).astype(np.uint8), mode="L")
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode → 8-bit RGB (16-bit scaled, not clipped; transparency over white; CMYK, palette converted)."""
     if image.mode == "RGB":
         return image
     if image.mode in _HIGH_BIT_MODES:
@@ -53,14 +54,14 @@ def _array_to_pil(array: np.ndarray[Any, Any], what: str) -> Image.Image:
         if not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"{what}: expected uint8 or float values in [0, 1], got dtype {array.dtype}")
         array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return _to_rgb(Image.fromarray(array))
+    return to_rgb(Image.fromarray(array))
 
 
 def _open_encoded(data: bytes, what: str) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
-            return _to_rgb(opened)
+            return to_rgb(opened)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"{what}: cannot decode the image (expected PNG, JPEG, WebP, ...): {error}") from None
 
@@ -68,7 +69,7 @@ def _open_encoded(data: bytes, what: str) -> Image.Image:
 def load_image(image: Any, what: str = "image") -> Image.Image:
     """One picture → 8-bit RGB PIL image. Raises a one-line `ValueError` naming `what` on bad input."""
     if isinstance(image, Image.Image):
-        return _to_rgb(image)
+        return to_rgb(image)
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():

@@ -42,6 +42,7 @@ MixedPrecision = Literal["bf16", "fp16", "no"]
 HubStrategy = Literal["every_save", "end", "checkpoint", "all_checkpoints"]
 DatasetName = Literal["synthetic_spatial", "spatial_rgpt", "vsr", "llava_pretrain", "datacomp", "hf"]
 ProjectionMode = Literal["spatial", "channel"]
+STREAMING_DATASETS = ("datacomp", "hf")
 
 # Values that may name files or directories. Hub ids never contain "$" or start with "~", so expanding the model
 # names too is safe: "google/gemma-3-4b-it" passes through unchanged, "${THEWORLD_TINY_DIR}/gemma" becomes a path.
@@ -53,6 +54,9 @@ PATH_KEYS = (
     "init_from_checkpoint",
     "model_name",
     "cosmos_model_name",
+    "data_cache_dir",
+    "download_dir",
+    "image_cache_dir",
 )
 # What `TheWorld.from_pretrained` takes from a training config (see theworld.modeling.loading).
 MODEL_KWARGS = (
@@ -84,6 +88,7 @@ _POSITIVE = (
     "logging_steps",
     "eval_steps",
     "max_length",
+    "download_timeout",
 )
 _POSITIVE_OR_NULL = (
     "projector_learning_rate",
@@ -92,7 +97,15 @@ _POSITIVE_OR_NULL = (
     "save_total_limit",
     "num_samples",
 )
-_NON_NEGATIVE = ("warmup_steps", "weight_decay", "max_grad_norm", "dataloader_num_workers", "num_eval_samples", "seed")
+_NON_NEGATIVE = (
+    "download_retries",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "dataloader_num_workers",
+    "num_eval_samples",
+    "seed",
+)
 _WORLD_SIZE_MULTIPLE = 16  # Cosmos-Predict2 needs sides divisible by 16 (VAE factor 8 x patch 2)
 
 
@@ -161,10 +174,20 @@ class TrainingConfig:
     image_folder: str | None = None
     train_dataset_path: str | None = None
     eval_dataset_path: str | None = None
-    hf_dataset_id: str | None = None  # dataset_name "hf": any Hub dataset with an image and a text column
+    hf_dataset_id: str | None = None  # a Hub dataset id or local dataset dir ("hf": required; others: their source)
+    hf_dataset_split: str = "train"  # "hf": the training split
+    hf_eval_split: str | None = None  # "hf": the evaluation split (None = no evaluation set)
     image_key: str = "image"
     text_key: str = "text"
     label_key: str = "label"
+    conversations_key: str = "conversations"
+    data_cache_dir: str | None = None  # Arrow caches of parsed datasets; None = the datasets library's cache
+    download_dir: str = "${TMPDIR}/theworld-data"  # where a missing dataset file (e.g. the OpenSpatial JSON) is fetched
+    image_cache_dir: str | None = None  # datacomp: keep fetched pictures here and reuse them
+    streaming: bool = False  # datacomp / hf: stream the records instead of materializing them
+    download_timeout: float = 10.0  # seconds per HTTP request (datacomp pictures)
+    download_retries: int = 3  # extra attempts per picture after the first
+    rescan_images: bool = True  # spatial_rgpt: re-scan image_folder at each epoch for newly downloaded pictures
     question_template: str | None = None  # e.g. "Is this true: {question}?"; None = the text as is
     num_samples: int | None = None  # None = the whole training set
     num_eval_samples: int | None = None  # None = the whole eval set, 0 = no evaluation
@@ -210,6 +233,16 @@ class TrainingConfig:
             )
         if self.dataset_name == "hf" and not self.hf_dataset_id:
             raise ConfigError("dataset_name='hf' needs hf_dataset_id (a Hub dataset id)", key="hf_dataset_id")
+        if self.streaming and self.dataset_name not in STREAMING_DATASETS:
+            raise ConfigError(
+                f"streaming=true: dataset_name={self.dataset_name!r} is not streamed; "
+                f"expected {_one_of(STREAMING_DATASETS)}",
+                key="streaming",
+            )
+        if self.streaming and self.max_steps <= 0:
+            raise ConfigError(
+                "streaming=true needs max_steps > 0: a stream has no length to count epochs by", key="max_steps"
+            )
         world_tokens = self.world_tokens_per_image()
         if self.max_length <= world_tokens:
             raise ConfigError(

@@ -15,6 +15,8 @@ from theworld.training.build import build_datasets, build_model
 from theworld.training.callbacks import DDPConsistencyCallback, FusionHealthCallback
 from theworld.training.checkpoints import resolve_resume
 from theworld.training.config import TrainingConfig
+from theworld.training.data_callbacks import DataReportCallback, RescanImagesCallback
+from theworld.training.data_sources import SKIP_FILE
 from theworld.training.hub import latest_eval_results, write_model_card
 from theworld.training.trainer import TheWorldTrainer
 
@@ -51,6 +53,11 @@ def build_trainer(config: TrainingConfig) -> tuple[TheWorldTrainer, list[dict[st
     )
     trainer.add_callback(FusionHealthCallback(trainer, eval_records))
     trainer.add_callback(DDPConsistencyCallback(trainer))
+    ingest_report = getattr(train_dataset, "ingest_report", None)
+    notes = [str(ingest_report())] if callable(ingest_report) else []
+    trainer.add_callback(DataReportCallback(Path(config.output_dir) / SKIP_FILE, notes))
+    if config.rescan_images and hasattr(train_dataset, "rescan"):
+        trainer.add_callback(RescanImagesCallback(train_dataset))
     return trainer, eval_records
 
 
@@ -64,6 +71,9 @@ def run_training(
         os.environ["HF_TOKEN"] = hf_token
     output_dir = Path(config.output_dir)
     resume = resolve_resume(resume_from_checkpoint, output_dir)
+    if resume is None and os.environ.get("RANK", "0") == "0":
+        # A fresh run: skips counted by an earlier run in this directory are not this run's.
+        (output_dir / SKIP_FILE).unlink(missing_ok=True)
     trainer, _ = build_trainer(config)
     if trainer.args.should_save:
         output_dir.mkdir(parents=True, exist_ok=True)
