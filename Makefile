@@ -13,7 +13,19 @@ ACCELERATE_CONFIG ?=
 ARGS ?=
 SOURCES := $(wildcard python tests scripts examples benchmarks)
 
-.PHONY: setup demo test format check typecheck run train-hf smoke-test train-simple clean distclean
+# Evaluation: MODEL is a TheWorld checkpoint (e.g. outputs/demo/world) or gemma3-baseline; DATA a local benchmark copy.
+# The eval targets need MODEL set explicitly: the default Gemma id would be converted with a random projection.
+EVAL_MODEL = $(if $(filter command line environment,$(origin MODEL)),$(MODEL),$(error set MODEL=<TheWorld checkpoint dir or Hub id> or MODEL=gemma3-baseline))
+WORLD_STEPS ?= 0
+DATA ?=
+VSR_DATA ?=
+COCO ?=
+SPATIAL_DATA ?=
+JUDGE ?= deterministic
+RESULTS ?= outputs/eval
+
+.PHONY: setup demo test format check typecheck run train-hf smoke-test train-simple clean distclean \
+	eval-blink eval-gemma eval-vsr eval-spatial compare-results bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +69,30 @@ smoke-test: $(STAMP) ## tiny checkpoints in TINY_DIR, then a few steps of config
 train-simple: $(STAMP) ## examples/simple_training.py: a plain PyTorch loop on the tiny checkpoints
 	$(BIN)/python -m theworld.testing $(TINY_DIR)
 	$(BIN)/python examples/simple_training.py --tiny-dir $(TINY_DIR) $(ARGS)
+
+eval-blink: $(STAMP) ## BLINK for MODEL, one run per WORLD_STEPS value (e.g. 0,4); DATA= local copy
+	$(BIN)/python scripts/evaluate_blink.py --config configs/eval_blink.json --model "$(EVAL_MODEL)" \
+		--num_world_steps $(WORLD_STEPS) $(if $(DATA),--data "$(DATA)") $(ARGS)
+
+eval-gemma: $(STAMP) ## BLINK with plain Gemma 3 (the base_model of configs/eval_blink.json); DATA= local copy
+	$(BIN)/python scripts/evaluate_blink.py --config configs/eval_blink.json --model gemma3-baseline \
+		$(if $(DATA),--data "$(DATA)") $(ARGS)
+
+eval-vsr: $(STAMP) ## VSR test split for MODEL: COCO= picture folder, VSR_DATA= jsonl file/dir (else the Hub)
+	$(BIN)/python scripts/evaluate_vsr.py --model "$(EVAL_MODEL)" --images "$(COCO)" --num_world_steps $(WORLD_STEPS) \
+		$(if $(VSR_DATA),--data "$(VSR_DATA)") $(ARGS)
+
+eval-spatial: $(STAMP) ## SpatialRGPT-Bench for MODEL: SPATIAL_DATA= bench folder, JUDGE=deterministic|hf:M|openai:M
+	$(BIN)/python scripts/spatial/eval_spatial_rgpt.py --model "$(EVAL_MODEL)" --num_world_steps $(WORLD_STEPS) \
+		$(if $(SPATIAL_DATA),--data "$(SPATIAL_DATA)") --judge "$(JUDGE)" $(ARGS)
+
+compare-results: $(STAMP) ## markdown table + bar chart of every run under RESULTS (deltas vs gemma3-baseline)
+	$(BIN)/python scripts/compare_results.py $(RESULTS) --output $(RESULTS)/comparison.md \
+		--plot $(RESULTS)/comparison.png $(ARGS)
+
+bench: $(STAMP) ## the benchmarks in benchmarks/, side by side on the tiny model
+	$(BIN)/python benchmarks/batched_generation.py
+	$(BIN)/python benchmarks/openspatial_ingest.py --records 50000
 
 clean:
 	rm -rf $(TINY_DIR) outputs .pytest_cache .ruff_cache

@@ -9,20 +9,9 @@ Config errors print one line and exit with code 2.
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from theworld.training.cli_args import main_error_exit, parse_cli
-from theworld.training.run import run_training
-
-
-@main_error_exit
-def main(argv: list[str]) -> None:
-    config, extras = parse_cli(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    output_dir = run_training(config, extras["resume_from_checkpoint"], extras["hf_token"])
-    print(f"done: {output_dir}")
-
+from theworld.training.run import train_main
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(train_main(sys.argv[1:]))

@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from transformers import set_seed
 from transformers.trainer_pt_utils import get_parameter_names
 
 from theworld.data.collator import TheWorldCollator
+from theworld.plots import line_plot, new_figure, panel_boxes
 from theworld.training.arguments import precision_flags
 from theworld.training.build import build_datasets, build_model
 from theworld.training.config import ConfigError, TrainingConfig
@@ -238,60 +238,20 @@ def plot_lr_curve(result: LRFinderResult, path: str | os.PathLike[str]) -> Path:
 
 
 WIDTH, HEIGHT = 800, 500
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 80, 30, 40, 60
 
 
 def plot_with_pillow(result: LRFinderResult, path: Path) -> None:
-    """A plain line chart with axes, log-scale LR ticks and loss ticks, drawn with Pillow's ImageDraw."""
-    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
-    left, right, top, bottom = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
-    x_low, x_high = math.log10(result.lrs[0]), math.log10(result.lrs[-1])
-    if x_high - x_low < 1e-12:
-        x_low, x_high = x_low - 0.5, x_high + 0.5
-    y_low, y_high = min(result.losses), max(result.losses)
-    pad = 0.05 * (y_high - y_low) if y_high > y_low else 0.5
-    y_low, y_high = y_low - pad, y_high + pad
-
-    def to_x(lr: float) -> float:
-        return left + (math.log10(lr) - x_low) / (x_high - x_low) * (right - left)
-
-    def to_y(loss: float) -> float:
-        return bottom - (loss - y_low) / (y_high - y_low) * (bottom - top)
-
-    draw.rectangle((left, top, right, bottom), outline="black")
-    for decade in range(math.ceil(x_low), math.floor(x_high) + 1):
-        x = to_x(10.0**decade)
-        draw.line((x, bottom, x, bottom + 5), fill="black")
-        draw.line((x, top, x, bottom), fill=(230, 230, 230))
-        _label(draw, (x, bottom + 8), f"1e{decade}", font, "top")
-    for i in range(6):
-        loss = y_low + i * (y_high - y_low) / 5
-        y = to_y(loss)
-        draw.line((left - 5, y, left, y), fill="black")
-        _label(draw, (left - 8, y), f"{loss:.4g}", font, "left")
-    points = [(to_x(lr), to_y(loss)) for lr, loss in zip(result.lrs, result.losses, strict=True)]
-    if len(points) > 1:
-        draw.line(points, fill=(31, 119, 180), width=2)
-    else:
-        draw.ellipse((points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2), fill=(31, 119, 180))
-    x = to_x(result.suggested_lr)
-    for y in range(top, bottom, 10):  # dashed marker at the suggestion
-        draw.line((x, y, x, min(y + 5, bottom)), fill=(214, 39, 40), width=2)
-    draw.text((x + 4, top + 4), f"suggested {result.suggested_lr:.2g}", fill=(214, 39, 40), font=font)
-    _label(draw, ((left + right) / 2, 12), "LR range test", font, "top")
-    _label(draw, ((left + right) / 2, HEIGHT - 24), "learning rate (log scale)", font, "top")
-    draw.text((8, top - 28), "loss (smoothed)", fill="black", font=font)
+    """A line chart (log-scale learning rate, smoothed loss, the suggestion marked), drawn with Pillow."""
+    image = new_figure(WIDTH, HEIGHT)
+    line_plot(
+        image,
+        panel_boxes(image, 1, 1)[0],
+        result.lrs,
+        result.losses,
+        title="LR range test",
+        xlabel="learning rate (log scale)",
+        ylabel="loss (smoothed)",
+        xlog=True,
+        marker=(f"suggested {result.suggested_lr:.2g}", result.suggested_lr),
+    )
     image.save(path, format="PNG")
-
-
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: Any, side: str) -> None:
-    """Text centred below `xy` (side "top") or ending left of it, centred vertically (side "left").
-
-    Positions come from `textbbox`, which works for bitmap fonts too (they do not support `anchor`)."""
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
-    width, height = x1 - x0, y1 - y0
-    x, y = xy
-    origin = (x - width / 2 - x0, y - y0) if side == "top" else (x - width - x0, y - height / 2 - y0)
-    draw.text(origin, text, fill="black", font=font)

@@ -89,3 +89,18 @@ def run_training(
     trainer.save_model(str(output_dir))
     logger.info("final checkpoint in %s", output_dir)
     return output_dir
+
+
+def train_main(argv: list[str]) -> int:
+    """`theworld train` / scripts/train_hf.py: parse the config and overrides, train, print the output directory."""
+    from theworld.training.cli_args import main_error_exit, parse_cli
+
+    @main_error_exit
+    def run(args: list[str]) -> int:
+        config, extras = parse_cli(args)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        output_dir = run_training(config, extras["resume_from_checkpoint"], extras["hf_token"])
+        print(f"done: {output_dir}")
+        return 0
+
+    return run(list(argv))

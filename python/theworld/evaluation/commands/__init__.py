@@ -1,0 +1,1 @@
+"""Entry points of the evaluation scripts (`scripts/*.py` and `theworld eval ...` call these `main(argv)`)."""
