@@ -22,9 +22,9 @@ from theworld.evaluation.compare import (
     wilson_interval,
 )
 from theworld.evaluation.model_specs import BASELINE, EvalModelSpec
-from theworld.plots import PALETTE
 from theworld.evaluation.results import ResultsFile, write_json_atomic
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE, accuracy_by_group
+from theworld.plots import PALETTE
 
 N = 60  # items q0..q59; group "left" = even index, "right" = odd
 

@@ -37,9 +37,9 @@ from PIL import ImageDraw
 
 from theworld.evaluation.judges import judge_slug
 from theworld.evaluation.model_specs import BASELINE
-from theworld.plots import BarSeries, bar_chart, color, font, new_figure, panel_boxes, text_size
 from theworld.evaluation.results import read_results
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE
+from theworld.plots import BarSeries, bar_chart, color, font, new_figure, panel_boxes, text_size
 
 logger = logging.getLogger(__name__)
 
