@@ -136,19 +136,30 @@ def test_a_resume_with_other_settings_is_refused_in_one_line(
     assert main([*_argv(checkpoint, copy, tmp_path, "--limit", "1"), "--max-new-tokens", "3", "--no-resume"]) == 0
 
 
-def test_world_steps_4_is_a_per_spec_failure_and_steps_0_results_are_kept(
-    copy: BlinkFixture, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+def test_each_world_steps_value_is_one_run_on_one_loaded_model(
+    tiny: TinyCheckpoints, copy: BlinkFixture, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[EvalModelSpec] = []
     monkeypatch.setattr(runs, "load_eval_model", lambda spec, *a: loads.append(spec) or load_eval_model(spec, *a))
-    assert main(_argv(checkpoint, copy, tmp_path, "--limit", "1", "--num_world_steps", "0,4")) == 1
-    out = capsys.readouterr().out
-    assert f"{checkpoint.name}+steps4: FAILED: num_world_steps=4" in out
-    assert f"1 of 2 model run(s) failed: {checkpoint.name}+steps4" in out
+    rollout = ("--cosmos-model", str(tiny.cosmos_pipeline), "--num_world_steps", "0,4")
+    assert main(_argv(checkpoint, copy, tmp_path, "--limit", "1", *rollout)) == 0
     assert len(loads) == 1  # the two specs share one loaded model
-    steps0, steps4 = (tmp_path / "blink" / f"{checkpoint.name}+steps{n}" for n in (0, 4))
+    for steps in (0, 4):
+        run = tmp_path / "blink" / f"{checkpoint.name}+steps{steps}"
+        assert _summary(run)["model"]["num_world_steps"] == steps
+        assert len(_records(run)) == _summary(run)["num_items"] == len(FIXTURE_TASKS)
+
+
+def test_a_failing_world_steps_value_is_a_per_spec_failure_and_the_others_are_kept(
+    copy: BlinkFixture, checkpoint: Path, tmp_path: Path, capsys: Any
+) -> None:
+    assert main(_argv(checkpoint, copy, tmp_path, "--limit", "1", "--num_world_steps", "0,3")) == 1
+    out = capsys.readouterr().out
+    assert f"{checkpoint.name}+steps3: FAILED: " in out and "multiple of 4" in out
+    assert f"1 of 2 model run(s) failed: {checkpoint.name}+steps3" in out
+    steps0, steps3 = (tmp_path / "blink" / f"{checkpoint.name}+steps{n}" for n in (0, 3))
     assert _summary(steps0)["num_items"] == len(FIXTURE_TASKS) == len(_records(steps0))
-    assert not (steps4 / SUMMARY_FILE).exists() and _records(steps4) == []
+    assert not (steps3 / SUMMARY_FILE).exists()
 
 
 # ---- the Gemma 3 baseline and the ablations ----

@@ -77,6 +77,9 @@ def generate_answers(
     extra = dict(generate_kwargs or {})
     if suppressed := world_token_ids(model):
         extra["suppress_tokens"] = sorted({*extra.get("suppress_tokens", []), *suppressed})
+    # The processor must insert as many world placeholders as the rollout of this call yields.
+    steps = extra.get("num_world_steps")
+    processor_kwargs: dict[str, Any] = {} if steps is None else {"num_world_steps": int(steps)}
     try:
         for count, indices in sorted(groups.items()):
             for start in range(0, len(indices), batch_size):
@@ -94,6 +97,7 @@ def generate_answers(
                     padding=True,
                     padding_side="left",
                     add_special_tokens=False,  # the chat template already renders <bos>
+                    **processor_kwargs,
                 )
                 if pixel_override is not None and "pixel_values" in batch:
                     batch["pixel_values"] = pixel_override.expand_as(batch["pixel_values"]).clone()

@@ -26,12 +26,20 @@ class TheWorldConfig(Gemma3Config):
     r"""Configuration of [`TheWorld`]: every field of [`Gemma3Config`] plus:
 
     enable_world (`bool`): add world tokens (False = the Gemma-only baseline, bit-exact with Gemma 3).
-    cosmos_model_name (`str`): Hub id or directory of a Cosmos-Predict2 checkpoint; its `vae/` subfolder is loaded.
+    cosmos_model_name (`str`): Hub id or directory of a Cosmos-Predict2 Video2World checkpoint; its `vae/` is loaded
+        with the model, its `transformer/` and `scheduler/` on the first rollout (`text_encoder/` + `tokenizer/` only
+        once per checkpoint, to embed the fixed rollout prompt; see `theworld.modeling.rollout`).
     world_image_size (`int`): side of the square picture given to the VAE (multiple of 16).
     world_projection_mode (`str`): `"spatial"` (one token per latent position, features = 16 channels) or
         `"channel"` (one token per latent channel, features = the flattened latent map).
-    num_world_steps (`int`): future frames predicted by a Cosmos rollout (0 = encode the picture only).
+    num_world_steps (`int`): future frames predicted by a Cosmos rollout (0 = encode the picture only); a multiple of
+        4, since the Wan VAE turns 1 + 4k frames into 1 + k latent frames. Can be overridden per call.
     max_world_steps (`int`): upper bound for `num_world_steps` (sizes the temporal embedding table).
+    world_rollout_steps (`int`): denoising (Euler) steps of a rollout; 35 is Cosmos-Predict2's default, fewer is
+        faster and blurrier.
+    world_rollout_guidance (`float`): classifier-free guidance scale of a rollout (7.0 is Cosmos-Predict2's default;
+        1.0 disables guidance and halves the transformer calls).
+    world_rollout_seed (`int`): seed of the rollout noise: world tokens are a deterministic function of the picture.
     world_projector_hidden_size (`int | None`): hidden width of the projector MLP (None = text hidden size).
     sow_token_id / eow_token_id / world_token_id (`int | None`): ids of `<start_of_world>`, `<end_of_world>` and the
         world placeholder, filled from the tokenizer when a Gemma checkpoint is converted.
@@ -48,6 +56,9 @@ class TheWorldConfig(Gemma3Config):
     world_projection_mode: str = "spatial"
     num_world_steps: int = 0
     max_world_steps: int = 16
+    world_rollout_steps: int = 35
+    world_rollout_guidance: float = 7.0
+    world_rollout_seed: int = 0
     world_projector_hidden_size: int | None = None
     sow_token_id: int | None = None
     eow_token_id: int | None = None
@@ -89,6 +100,20 @@ class TheWorldConfig(Gemma3Config):
                 f"num_world_steps={self.num_world_steps} exceeds max_world_steps={self.max_world_steps}: "
                 "raise max_world_steps or predict fewer steps"
             )
+        if self.num_world_steps % VAE_TEMPORAL_FACTOR:
+            raise ValueError(
+                f"num_world_steps={self.num_world_steps}: expected a multiple of {VAE_TEMPORAL_FACTOR} "
+                "(the Wan VAE turns 1 + 4k frames into 1 + k latent frames)"
+            )
+        rollout_steps = self.world_rollout_steps
+        if isinstance(rollout_steps, bool) or not isinstance(rollout_steps, int) or rollout_steps < 2:
+            raise ValueError(f"world_rollout_steps={rollout_steps!r}: expected an integer >= 2")
+        guidance = self.world_rollout_guidance
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0.0 <= guidance <= 100.0:
+            raise ValueError(f"world_rollout_guidance={guidance!r}: expected a number in [0, 100] (1.0 = no guidance)")
+        seed = self.world_rollout_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"world_rollout_seed={seed!r}: expected an integer >= 0")
         if self.world_checkpoint_format not in ("full", "delta"):
             raise ValueError(f"world_checkpoint_format={self.world_checkpoint_format!r}: expected 'full' or 'delta'")
         hidden = self.world_projector_hidden_size

@@ -41,6 +41,9 @@ STRUCTURAL_KWARGS = (
 RUNTIME_KWARGS = (
     "cosmos_model_name",
     "num_world_steps",
+    "world_rollout_steps",
+    "world_rollout_guidance",
+    "world_rollout_seed",
     "freeze_gemma_vision",
     "freeze_gemma_language",
     "freeze_cosmos_vae",
@@ -115,6 +118,8 @@ def attach_cosmos_vae(model: Any, source: str, hub_kwargs: dict[str, Any]) -> No
         vae = load_cosmos_vae(config.cosmos_model_name, dtype=model.dtype, **hub_kwargs)
     encoder = CosmosWorldEncoder(vae).to(model.get_input_embeddings().weight.device)
     model.set_world_encoder(encoder, trainable=not config.freeze_cosmos_vae)
+    # The rollout (num_world_steps > 0) loads lazily from the same source: remember how to reach it.
+    model.__dict__["_cosmos_hub_kwargs"] = dict(hub_kwargs)
 
 
 def build_processor(base: Any, config: TheWorldConfig) -> TheWorldProcessor:
@@ -125,6 +130,9 @@ def build_processor(base: Any, config: TheWorldConfig) -> TheWorldProcessor:
         image_seq_length=base.image_seq_length,
         num_world_tokens=config.num_world_tokens(),
         world_image_size=config.world_image_size,
+        world_tokens_per_frame=config.tokens_per_world_frame() if config.enable_world else 0,
+        num_world_steps=config.num_world_steps,
+        max_world_steps=config.max_world_steps,
     )
 
 
@@ -225,8 +233,9 @@ class WorldLoadingMixin:
         """Load a TheWorld from a Gemma 3 checkpoint (converting it) or from a saved TheWorld.
 
         World settings (`enable_world`, `cosmos_model_name`, `world_image_size`, `world_projection_mode`,
-        `num_world_steps`, `max_world_steps`, `world_projector_hidden_size`, `freeze_gemma_vision`,
-        `freeze_gemma_language`, `freeze_cosmos_vae`) are keyword arguments; everything else (`dtype`,
+        `num_world_steps`, `max_world_steps`, `world_rollout_steps`, `world_rollout_guidance`, `world_rollout_seed`,
+        `world_projector_hidden_size`, `freeze_gemma_vision`, `freeze_gemma_language`, `freeze_cosmos_vae`) are
+        keyword arguments; everything else (`dtype`,
         `device_map`, Hub options) goes to transformers' `from_pretrained`.
         """
         source = str(pretrained_model_name_or_path)

@@ -5,6 +5,12 @@ mean → normalized latents → + temporal embedding → projector (ends in an R
 scattered at the `<world_soft_token>` placeholders between `<start_of_world>` and `<end_of_world>`; [SigLIP] exactly
 as Gemma 3. With `enable_world=False`, or with no world tokens in the input, the parent's forward runs unchanged, so
 the model is bit-exact with `Gemma3ForConditionalGeneration`.
+
+With `num_world_steps` = 4k > 0 (config or per call), a Cosmos-Predict2 Video2World rollout
+(`theworld.modeling.rollout.CosmosRollout`, loaded lazily from `cosmos_model_name` on first use, sharing the VAE)
+predicts k more latent frames; latent frame t gets temporal embedding t, so the world block holds (1 + k) x
+tokens_per_frame tokens. The rollout is never part of the module tree: it is not saved, trained or moved by `.to()`
+(it follows its inputs' device).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from transformers import Gemma3ForConditionalGeneration
 from transformers import initialization as init
 from transformers.models.gemma3.modeling_gemma3 import Gemma3CausalLMOutputWithPast
 
+from theworld.constants import VAE_TEMPORAL_FACTOR
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.cosmos_encoder import CosmosWorldEncoder
 from theworld.modeling.custom_checkpoint import CustomCheckpointMixin
@@ -27,6 +34,7 @@ from theworld.modeling.freezing import FreezeMixin
 from theworld.modeling.fusion import scatter_world_embeddings, world_placeholder_mask, world_token_type_ids
 from theworld.modeling.generation import ConvenienceGenerationMixin
 from theworld.modeling.loading import WorldLoadingMixin
+from theworld.modeling.rollout import CosmosRollout, cosmos_source, validate_world_steps
 from theworld.modeling.world_projector import WorldProjector, WorldTokenEmbedding
 
 logger = logging.getLogger(__name__)
@@ -86,18 +94,45 @@ class TheWorld(
         else:
             self.__dict__["_external_world_encoder"] = encoder.eval()
 
+    def resolve_world_steps(self, num_world_steps: Any = None) -> int:
+        """The steps of a call: `num_world_steps`, else the config's; a one-line `ValueError` if not in
+        {0, 4, 8, ...} up to `max_world_steps`."""
+        steps = self.config.num_world_steps if num_world_steps is None else num_world_steps
+        return validate_world_steps(steps, self.config.max_world_steps)
+
+    def world_rollout(self) -> CosmosRollout:
+        """The Cosmos Video2World rollout, loaded on first use from `config.cosmos_model_name`.
+
+        It shares the attached VAE (no second copy) and keeps no T5 (see `theworld.modeling.rollout`); it lives
+        outside the module tree, so `save_pretrained` never writes it and `state_dict()` never holds it.
+        """
+        encoder = self.world_encoder
+        if encoder is None:
+            raise ValueError(
+                "world rollout: no Cosmos VAE is attached; load the model with TheWorld.from_pretrained "
+                "(it loads cosmos_model_name/vae)"
+            )
+        rollout = self.__dict__.get("_world_rollout")
+        name = cosmos_source(self.config.cosmos_model_name)
+        if not isinstance(rollout, CosmosRollout) or rollout.source != name:  # first use, or cosmos_model_name changed
+            hub_kwargs = dict(self.__dict__.get("_cosmos_hub_kwargs") or {})
+            rollout = CosmosRollout.from_pretrained(name, encoder=encoder, **hub_kwargs)
+            self.__dict__["_world_rollout"] = rollout
+        elif rollout.encoder is not encoder:
+            rollout.use_encoder(encoder)  # the VAE was re-attached: keep sharing the current one
+        return rollout
+
     def encode_world(self, world_pixel_values: torch.Tensor, num_world_steps: int | None = None) -> torch.Tensor:
-        """World pixels [N, 3, S, S] in [-1, 1] → world embeddings [N, num_world_tokens, hidden]."""
+        """World pixels [N, 3, S, S] in [-1, 1] → world embeddings [N, num_world_tokens(steps), hidden].
+
+        steps = 0: the VAE encoding of the picture (1 latent frame). steps = 4k: that frame plus k latent frames
+        predicted by the Cosmos rollout (seed `world_rollout_seed`, `world_rollout_steps` denoising steps,
+        guidance `world_rollout_guidance`). Frame 0 carries gradients when the VAE is trainable; predicted frames
+        never do (the diffusion runs without gradients).
+        """
         if not self.config.enable_world:
             raise ValueError("encode_world: this model was built with enable_world=False")
-        steps = self.config.num_world_steps if num_world_steps is None else int(num_world_steps)
-        if steps > self.config.max_world_steps:
-            raise ValueError(f"num_world_steps={steps} exceeds max_world_steps={self.config.max_world_steps}")
-        if steps > 0:
-            raise ValueError(
-                f"num_world_steps={steps}: the Cosmos rollout of future frames is not available in this version; "
-                "use num_world_steps=0"
-            )
+        steps = self.resolve_world_steps(num_world_steps)
         encoder = self.world_encoder
         if encoder is None:
             raise ValueError(
@@ -106,8 +141,43 @@ class TheWorld(
             )
         vae_trainable = any(p.requires_grad for p in encoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and vae_trainable):
-            latents = encoder(world_pixel_values)  # [N, 16, T, h, w]
-        return self.world_projector(latents)  # [N, T * tokens_per_frame, D]
+            latents = encoder(world_pixel_values)  # [N, 16, 1, h, w]
+        if steps > 0:
+            config = self.config
+            predicted = self.world_rollout().rollout(
+                world_pixel_values,
+                steps,
+                seed=config.world_rollout_seed,
+                num_inference_steps=config.world_rollout_steps,
+                guidance_scale=config.world_rollout_guidance,
+                first_frame=latents.detach(),
+                max_world_steps=config.max_world_steps,
+            )  # [N, 16, 1 + steps // 4, h, w]; frame 0 == latents
+            latents = torch.cat([latents, predicted[:, :, 1:].to(latents)], dim=2)
+        return self.world_projector(latents)  # [N, T * tokens_per_frame, D], temporal embedding t on frame t
+
+    def _check_world_placeholders(self, placeholders: torch.Tensor, num_images: int, steps: int) -> None:
+        """One line before any encoding (a rollout is expensive) when the placeholders cannot match the embeddings.
+
+        When the count per image is that of another `num_world_steps`, the message says so (the processor and the
+        model were given different steps); any other mismatch gets fusion's own message.
+        """
+        found = int(placeholders.sum())
+        per_image = self.config.num_world_tokens(steps)
+        if found == num_images * per_image:
+            return
+        per_frame = self.config.tokens_per_world_frame()
+        if num_images and found % num_images == 0 and (found // num_images) % per_frame == 0 and found >= per_frame:
+            other = VAE_TEMPORAL_FACTOR * (found // num_images // per_frame - 1)
+            raise ValueError(
+                f"num_world_steps={steps}: input_ids hold {found // num_images} world placeholders per image, which "
+                f"is num_world_steps={other} ({per_image} expected); pass the same num_world_steps to the processor "
+                "and to the model"
+            )
+        raise ValueError(
+            f"World embeddings and world tokens do not match: {found} world placeholder tokens in input_ids, "
+            f"{num_images} images x {per_image} world tokens (num_world_steps={steps})"
+        )
 
     def _world_ids(self) -> list[int]:
         return self.world_token_embedding.token_ids(self.config)
@@ -136,7 +206,8 @@ class TheWorld(
         world_pixel_values (`torch.Tensor` [num_images, 3, S, S] in [-1, 1]): pictures for the world model (from the
             processor); used only where `input_ids` hold world placeholders, i.e. at prefill.
         world_embeds (`torch.Tensor` [num_images, N, hidden]): precomputed world embeddings (skips the VAE).
-        num_world_steps (`int`): per-call override of `config.num_world_steps` (≤ `max_world_steps`).
+        num_world_steps (`int`): per-call override of `config.num_world_steps` (0, 4, 8, ... ≤ `max_world_steps`);
+            the processor must have been called with the same value (it sets the number of world placeholders).
         """
         common: dict[str, Any] = {
             "attention_mask": attention_mask,
@@ -147,8 +218,8 @@ class TheWorld(
             "logits_to_keep": logits_to_keep,
             **kwargs,
         }
-        if num_world_steps is not None and num_world_steps > self.config.max_world_steps:
-            raise ValueError(f"num_world_steps={num_world_steps} exceeds max_world_steps={self.config.max_world_steps}")
+        if num_world_steps is not None:
+            num_world_steps = self.resolve_world_steps(num_world_steps)
         world_ids = self._world_ids() if self.config.enable_world and input_ids is not None else []
         if input_ids is None or not world_ids or not bool(torch.isin(input_ids, input_ids.new_tensor(world_ids)).any()):
             # No world tokens in this step (Gemma-only baseline, text-only input, or a decode step): Gemma 3 as is.
@@ -185,6 +256,9 @@ class TheWorld(
                     f"input_ids hold {int(placeholders.sum())} world placeholder tokens but neither "
                     "world_pixel_values nor world_embeds was given"
                 )
+            self._check_world_placeholders(
+                placeholders, world_pixel_values.shape[0], self.resolve_world_steps(num_world_steps)
+            )
             world = self.encode_world(world_pixel_values, num_world_steps)
         if world is not None:
             embeds = scatter_world_embeddings(embeds, placeholders, world)
@@ -195,6 +269,20 @@ class TheWorld(
         if isinstance(outputs, tuple):
             return outputs
         return TheWorldCausalLMOutputWithPast(**outputs, world_hidden_states=world)
+
+    # ---- generation ----
+    @torch.no_grad()
+    def answer(
+        self, image: Any, prompt: str, max_new_tokens: int = 32, num_world_steps: int | None = None, **kwargs: Any
+    ) -> str:
+        """`generate(image, "question", num_world_steps=k)`: the processor inserts the placeholders of k steps too."""
+        if num_world_steps is None:
+            return super().answer(image, prompt, max_new_tokens=max_new_tokens, **kwargs)
+        steps = self.resolve_world_steps(num_world_steps)
+        if self.processor is None:
+            raise ValueError("generate(image, prompt): no processor attached; load the model with from_pretrained")
+        with self.processor.using_world_steps(steps):
+            return super().answer(image, prompt, max_new_tokens=max_new_tokens, num_world_steps=steps, **kwargs)
 
     def prepare_inputs_for_generation(
         self, input_ids: torch.Tensor, use_cache: bool = True, is_first_iteration: bool = False, **kwargs: Any

@@ -1,6 +1,6 @@
 """Offline tiny checkpoints in the exact on-disk formats of the real backbones.
 
-`build_tiny_checkpoints(out_dir)` writes two directories:
+`build_tiny_checkpoints(out_dir)` writes three directories:
 
 * `out_dir/gemma`: a randomly initialised, tiny Gemma 3 laid out like google/gemma-3-4b-it in transformers-5 format
   (config.json, model.safetensors, generation_config.json, tokenizer.json, tokenizer_config.json,
@@ -9,8 +9,14 @@
 * `out_dir/cosmos/vae`: a tiny diffusers `AutoencoderKLWan` laid out like the `vae/` subfolder of
   nvidia/Cosmos-Predict2-2B-Video2World, whose `latents_mean` / `latents_std` are its own latent statistics,
   measured on generated pictures.
+* `out_dir/cosmos_pipeline`: a tiny but complete Cosmos-Predict2 Video2World pipeline in the diffusers layout of
+  nvidia/Cosmos-Predict2-2B-Video2World (model_index.json, transformer/, vae/ = the same VAE files byte for byte,
+  scheduler/, text_encoder/ = a tiny T5 encoder, tokenizer/ = a tiny T5 tokenizer), loadable with
+  `Cosmos2VideoToWorldPipeline.from_pretrained(dir, safety_checker=GuardrailStandIn())`; see
+  `theworld.testing.tiny_cosmos_pipeline`. `out_dir/cosmos` keeps only `vae/`, as before, so the outputs of earlier
+  factory versions are unchanged byte for byte.
 
-Both are built in a temporary directory inside `out_dir` and moved into place; a marker file `out_dir/.complete`
+All are built in a temporary directory inside `out_dir` and moved into place; a marker file `out_dir/.complete`
 (holding `FACTORY_VERSION` and the seed) is written last, so an interrupted build never looks complete and a
 complete one is reused. The same seed gives byte-identical safetensors.
 """
@@ -64,10 +70,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Bump when anything written by the factory changes: directories built by another version are rebuilt.
-FACTORY_VERSION = "theworld-tiny-checkpoints/1"
+FACTORY_VERSION = "theworld-tiny-checkpoints/2"  # 2: adds cosmos_pipeline/ (gemma/ and cosmos/ unchanged)
 MARKER_FILE = ".complete"
 GEMMA_DIR = "gemma"
 COSMOS_DIR = "cosmos"
+COSMOS_PIPELINE_DIR = "cosmos_pipeline"
+_BUILT_DIRS = (GEMMA_DIR, COSMOS_DIR, COSMOS_PIPELINE_DIR)
 
 # Geometry the rest of the library (and its tests) may rely on.
 TINY_VOCAB_ROWS = 1024
@@ -121,7 +129,8 @@ class TinyCheckpoints:
     """Paths of a built set of tiny checkpoints."""
 
     gemma: Path  # loadable like google/gemma-3-4b-it
-    cosmos: Path  # laid out like nvidia/Cosmos-Predict2-2B-Video2World (only the vae/ subfolder for now)
+    cosmos: Path  # the vae/ subfolder of nvidia/Cosmos-Predict2-2B-Video2World only
+    cosmos_pipeline: Path  # the whole Video2World pipeline (transformer, vae, scheduler, T5): rollouts need it
 
 
 def _marker_text(seed: int) -> str:
@@ -136,7 +145,7 @@ def is_complete(out_dir: str | Path, seed: int = 0) -> bool:
         text = marker.read_text(encoding="utf-8")
     except OSError:
         return False
-    return text == _marker_text(seed) and (out / GEMMA_DIR).is_dir() and (out / COSMOS_DIR).is_dir()
+    return text == _marker_text(seed) and all((out / name).is_dir() for name in _BUILT_DIRS)
 
 
 @contextlib.contextmanager
@@ -357,16 +366,27 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _build_cosmos_pipeline(target: Path, vae_dir: Path, seed: int) -> None:
+    from theworld.testing.tiny_cosmos_pipeline import build_tiny_cosmos_pipeline, verify_tiny_cosmos_pipeline
+
+    build_tiny_cosmos_pipeline(target, vae_dir, seed)
+    # One thread: the Wan VAE's 3-D convolutions (see encode_latent_means); fork_rng: the caller's RNG is untouched.
+    with _torch_threads(1), torch.random.fork_rng(devices=[]):
+        verify_tiny_cosmos_pipeline(target)
+
+
 def build_tiny_checkpoints(out_dir: str | Path, seed: int = 0, overwrite: bool = False) -> TinyCheckpoints:
     """Build (or reuse) the tiny Gemma 3 and Cosmos checkpoints under `out_dir`.
 
-    A complete build of this factory version and seed is returned as is unless `overwrite`. Otherwise both
-    directories are built in a temporary directory inside `out_dir`, moved to `out_dir/gemma` and `out_dir/cosmos`,
-    and the marker `out_dir/.complete` is written last.
+    A complete build of this factory version and seed is returned as is unless `overwrite`. Otherwise the
+    directories are built in a temporary directory inside `out_dir`, moved to `out_dir/gemma`, `out_dir/cosmos` and
+    `out_dir/cosmos_pipeline`, and the marker `out_dir/.complete` is written last. The pipeline is built after (and
+    with its own seeded generators, not the global ones) the Gemma and VAE weights, which stay byte-identical to
+    factory version 1.
     """
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    result = TinyCheckpoints(gemma=out / GEMMA_DIR, cosmos=out / COSMOS_DIR)
+    result = TinyCheckpoints(gemma=out / GEMMA_DIR, cosmos=out / COSMOS_DIR, cosmos_pipeline=out / COSMOS_PIPELINE_DIR)
     if not overwrite and is_complete(out, seed):
         logger.info("tiny checkpoints already complete in %s", out)
         return result
@@ -381,7 +401,8 @@ def build_tiny_checkpoints(out_dir: str | Path, seed: int = 0, overwrite: bool =
             _build_gemma(staging / GEMMA_DIR, seed)
             _verify_gemma(staging / GEMMA_DIR)
             _build_cosmos(staging / COSMOS_DIR, seed)
-            for name in (GEMMA_DIR, COSMOS_DIR):
+            _build_cosmos_pipeline(staging / COSMOS_PIPELINE_DIR, staging / COSMOS_DIR / COSMOS_VAE_SUBFOLDER, seed)
+            for name in _BUILT_DIRS:
                 _remove(out / name)
                 os.replace(staging / name, out / name)
             marker_tmp = staging / MARKER_FILE

@@ -219,6 +219,12 @@ class TrainingConfig:
         steps = self.num_world_steps
         _require(0 <= steps <= MAX_WORLD_STEPS, "num_world_steps", steps, f"in [0, {MAX_WORLD_STEPS}]")
         _require(
+            steps % VAE_TEMPORAL_FACTOR == 0,
+            "num_world_steps",
+            steps,
+            f"a multiple of {VAE_TEMPORAL_FACTOR} (the Wan VAE compresses {VAE_TEMPORAL_FACTOR} frames into one)",
+        )
+        _require(
             self.world_image_size % _WORLD_SIZE_MULTIPLE == 0,
             "world_image_size",
             self.world_image_size,
