@@ -27,14 +27,12 @@ RESULTS ?= outputs/eval
 .PHONY: setup demo test format check typecheck run train-hf smoke-test train-simple clean distclean \
 	eval-blink eval-gemma eval-vsr eval-spatial compare-results bench
 
+# scripts/setup.sh creates or reuses the virtualenv, installs the package with its dev extras and touches $(STAMP).
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	@touch $(STAMP)
+	bash scripts/setup.sh --venv "$(VENV)" --python "$(PYTHON)" --skip-models
 
-setup: $(STAMP) ## virtualenv + package + dev tools, then the tiny offline checkpoints
-	$(BIN)/python -m theworld.testing $(TINY_DIR)
+setup: ## virtualenv + package + dev tools, the tiny offline checkpoints and a one-question check (scripts/setup.sh)
+	bash scripts/setup.sh --venv "$(VENV)" --python "$(PYTHON)" --tiny-dir "$(TINY_DIR)"
 
 demo: $(STAMP) ## tiny checkpoints, then train + evaluate TheWorld, the Gemma-only baseline and the world-only probe
 	$(BIN)/python -m theworld.testing $(TINY_DIR)
