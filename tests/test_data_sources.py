@@ -106,7 +106,7 @@ def test_datacomp_materialized_from_a_local_server(tmp_path: Path) -> None:
             tmp_path,
             dataset_name="datacomp",
             train_dataset_path=str(fixture.parquet),
-            num_samples=3,
+            num_samples=10,  # more than the 3 good rows: every row is fetched, so every skip is counted
             download_timeout=2.0,
             download_retries=0,
         )
