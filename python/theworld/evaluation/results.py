@@ -52,18 +52,20 @@ class ResultsFile:
                 handle.truncate(len(complete))
         lines = complete.decode("utf-8").splitlines()
         if not lines:
-            raise ValueError(f"{self.path}: empty results file without its header line; delete it or pick --output")
+            raise ValueError(
+                f"{self.path}: empty results file without its header line; delete it or pick another --output-dir"
+            )
         try:
             header = json.loads(lines[0])[HEADER_KEY]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise ValueError(
-                f"{self.path}: line 1 is not a results header; delete it or pick another --output"
+                f"{self.path}: line 1 is not a results header; delete it or pick another --output-dir"
             ) from None
         if header != self.run:
             changed = sorted(k for k in set(header) | set(self.run) if header.get(k) != self.run.get(k))
             raise ValueError(
                 f"{self.path}: written by a different run (differs in {', '.join(changed)}); "
-                "use another --output or delete the file"
+                "use another --output-dir or delete the file"
             )
         for number, line in enumerate(lines[1:], start=2):
             try:

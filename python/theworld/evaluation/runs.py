@@ -13,7 +13,7 @@ tokens and dtype — a resumed run with any of these changed is refused (one lin
 size, `--limit` and the task selection are not part of it: answers do not depend on the batch, and a longer run
 reuses the items a shorter one finished.
 
-A spec that fails (its checkpoint cannot be loaded, `num_world_steps=4` has no rollout in this version, a corrupt
+A spec that fails (its checkpoint cannot be loaded, `num_world_steps=3` is not a multiple of 4, a corrupt
 picture, a results file of another run) is logged in one line and reported in its `SpecOutcome`; the other specs
 still run, and what the failing one finished stays in its results file. `exit_code` is 1 when any spec failed.
 
