@@ -1,0 +1,184 @@
+"""Benchmark: the cost of fusing world tokens. TheWorld's forward with precomputed world embeddings against plain
+`Gemma3ForConditionalGeneration.forward` on the same number of tokens, on the tiny checkpoints.
+
+    python benchmarks/fusion_overhead.py [--batch-size 4] [--text-words 120] [--repeats 40] [--warmup 5]
+                                         [--threads 1] [--tiny-dir DIR] [--profile]
+
+Both arms see the same batch: the processor's `input_ids` of a chat prompt with one generated picture per example
+(`<start_of_world>` + 64 world placeholders + `<end_of_world>` + Gemma's image block + text). The Gemma arm gets the
+same ids with the world block replaced by as many ordinary text tokens (token type 0), so the sequence length, the
+attention mask, the pictures (SigLIP runs in both) and the Gemma weights (converted from the same checkpoint) are
+identical; the only difference is TheWorld's fusion: embedding the ids itself, writing the world token rows,
+scattering the image features and the precomputed world embeddings (`world_embeds=`), then Gemma's forward on
+`inputs_embeds`. The VAE is not timed (the embeddings are computed once, before the timing).
+
+Timing: `--warmup` untimed calls per arm, then `--repeats` rounds, each timing one forward of each arm back to back
+(CPU time of the calling thread), the order alternating round by round. The verdict is the median over rounds of
+TheWorld / Gemma within a round: pairing the two calls of a round cancels the slow drifts of a shared machine's load,
+which moved the plain ratio of medians by several percent between runs (with Gemma in both arms this protocol
+read 0.997-1.001 in three runs). The goal is <= 1.05 (exit 1 on FAIL). `--profile` (or a FAIL) adds, from
+cProfile, the time TheWorld.forward spends in each of its own steps per call.
+
+`--threads 1` (default): on the shared 2-core machine two intra-op threads spin-wait on each other; the comparison is
+about the fusion code, not threading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+GOAL = 1.05
+# cProfile names of TheWorld.forward's callees that say little on their own.
+READABLE = {
+    ("generic.py", "wrapper"): "Gemma 3's forward + SigLIP features (as in the Gemma arm)",
+    ("module.py", "_wrapped_call_impl"): "embedding lookup (module call)",
+    ("modeling_gemma3.py", "get_placeholder_mask"): "get_placeholder_mask (image tokens; Gemma does it too)",
+}
+
+
+def load_models(tiny_dir: Path) -> tuple[Any, Any]:
+    from transformers import Gemma3ForConditionalGeneration
+
+    from theworld import TheWorld
+    from theworld.testing import build_tiny_checkpoints
+
+    tiny = build_tiny_checkpoints(tiny_dir)
+    torch.manual_seed(0)  # the converted checkpoint's world projector is randomly initialized
+    world = TheWorld.from_pretrained(tiny.gemma, cosmos_model_name=str(tiny.cosmos), world_image_size=64).eval()
+    gemma = Gemma3ForConditionalGeneration.from_pretrained(tiny.gemma).eval()
+    return world, gemma
+
+
+def build_inputs(world: Any, batch_size: int, text_words: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(TheWorld kwargs, Gemma kwargs) of equal sequence length; TheWorld's carry precomputed `world_embeds`."""
+    from theworld.modeling.generation import build_user_messages
+    from theworld.testing import make_picture
+
+    processor = world.processor
+    vocabulary = ["left", "right", "above", "below", "red", "blue", "square", "circle"]
+    words = " ".join(vocabulary[i % len(vocabulary)] for i in range(text_words))
+    prompts = [f"{words} ({i})" for i in range(batch_size)]
+    texts = [
+        processor.apply_chat_template(
+            build_user_messages(p, with_image=True), add_generation_prompt=True, tokenize=False
+        )
+        for p in prompts
+    ]
+    pictures = [[make_picture(seed=2000 + i)] for i in range(batch_size)]
+    inputs = processor(text=texts, images=pictures, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        world_embeds = world.encode_world(inputs["world_pixel_values"])  # [batch, 64, hidden]
+
+    config = world.config
+    input_ids: torch.Tensor = inputs["input_ids"]
+    world_block = torch.isin(input_ids, torch.tensor([config.sow_token_id, config.eow_token_id, config.world_token_id]))
+    filler = int(processor.tokenizer.convert_tokens_to_ids("▁left"))
+    if filler == processor.tokenizer.unk_token_id:
+        filler = int(input_ids[0, -2])
+    gemma_ids = input_ids.masked_fill(world_block, filler)
+    token_types = inputs["token_type_ids"]
+    common = {"attention_mask": inputs["attention_mask"], "pixel_values": inputs["pixel_values"], "use_cache": False}
+    world_kwargs = {"input_ids": input_ids, "token_type_ids": token_types, "world_embeds": world_embeds, **common}
+    gemma_kwargs = {"input_ids": gemma_ids, "token_type_ids": token_types.masked_fill(world_block, 0), **common}
+    if gemma_ids.shape != input_ids.shape or int(world_block.sum()) != batch_size * (world_embeds.shape[1] + 2):
+        raise RuntimeError("the two arms do not see the same number of tokens")
+    return world_kwargs, gemma_kwargs
+
+
+def timed(run: Callable[[], Any]) -> float:
+    """CPU seconds of this thread (with one intra-op thread the forward runs here): time the process spends
+    preempted by other work on the shared machine is not counted, so the arms compare on what they compute."""
+    start = time.thread_time()
+    run()
+    return time.thread_time() - start
+
+
+def fusion_breakdown(world: Any, kwargs: dict[str, Any], calls: int) -> list[tuple[str, float]]:
+    """Seconds per call TheWorld.forward spends in each direct callee (cProfile), Gemma's own forward included."""
+    profiler = cProfile.Profile()
+    with torch.inference_mode():
+        profiler.enable()
+        for _ in range(calls):
+            world(**kwargs)
+        profiler.disable()
+    # {(file, line, name): (cc, nc, tottime, cumtime, callers)}; `stats` is an undocumented but stable attribute
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # pyright: ignore[reportAttributeAccessIssue]
+    forward = next(key for key in stats if key[0].endswith("modeling/theworld.py") and key[2] == "forward")
+    rows = [("TheWorld.forward (total)", stats[forward][3] / calls), ("  own lines", stats[forward][2] / calls)]
+    callees: list[tuple[str, float]] = []
+    for (file, line, name), entry in stats.items():
+        by_forward = entry[4].get(forward)
+        if by_forward is not None:
+            where = f"{Path(file).name}:{line}" if line else "builtin"
+            label = READABLE.get((Path(file).name, name), f"{name} ({where})")
+            callees.append((f"  {label}", by_forward[3] / calls))
+    return rows + sorted(callees, key=lambda item: -item[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--text-words", type=int, default=120, help="words of text per example")
+    parser.add_argument("--repeats", type=int, default=150)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tiny-dir", type=Path, default=None, help="reuse tiny checkpoints here (built if missing)")
+    parser.add_argument("--profile", action="store_true", help="where TheWorld.forward spends its time")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory(prefix="theworld-bench-") as temp:
+        world, gemma = load_models(args.tiny_dir or Path(temp) / "tiny")
+        world_kwargs, gemma_kwargs = build_inputs(world, args.batch_size, args.text_words)
+        arms: dict[str, Callable[[], Any]] = {
+            "Gemma 3": lambda: gemma(**gemma_kwargs),
+            "TheWorld": lambda: world(**world_kwargs),
+        }
+        times: dict[str, list[float]] = {label: [] for label in arms}
+        with torch.inference_mode():
+            for _ in range(args.warmup):
+                for run in arms.values():
+                    run()
+            for round_index in range(args.repeats):
+                order = list(arms) if round_index % 2 == 0 else list(reversed(arms))
+                for label in order:
+                    times[label].append(timed(arms[label]))
+        medians = {label: statistics.median(values) for label, values in times.items()}
+        ratio = statistics.median(w / g for g, w in zip(times["Gemma 3"], times["TheWorld"], strict=True))
+        passed = ratio <= GOAL
+        breakdown = fusion_breakdown(world, world_kwargs, calls=10) if args.profile or not passed else []
+
+    length = int(world_kwargs["input_ids"].shape[1])
+    world_tokens = int(world_kwargs["world_embeds"].shape[1])
+    print(
+        f"batch {args.batch_size} x {length} tokens ({world_tokens} world + 2 markers per example in TheWorld, "
+        f"text in Gemma), {args.threads} thread(s), {args.repeats} interleaved rounds"
+    )
+    print(f"{'arm':<10}{'median ms':>12}{'min ms':>10}{'max ms':>10}")
+    for label, values in times.items():
+        print(f"{label:<10}{medians[label] * 1e3:>12.2f}{min(values) * 1e3:>10.2f}{max(values) * 1e3:>10.2f}")
+    if breakdown:
+        print("\nTheWorld.forward, ms per call (cProfile, inflated by profiling):")
+        width = max(len(label) for label, _ in breakdown) + 2
+        for label, seconds in breakdown:
+            if seconds >= 1e-5:
+                print(f"{label:<{width}}{seconds * 1e3:>9.3f}")
+    verdict = "PASS" if passed else "FAIL"
+    print(f"\nratio of the medians: {medians['TheWorld'] / medians['Gemma 3']:.3f}")
+    print(f"TheWorld / Gemma 3 forward time (median of paired rounds): {ratio:.3f} (goal <= {GOAL}): {verdict}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""`python -m theworld.plan --config configs/x.json [...]`: the memory planner's command line (see `theworld.plan`)."""
+
+import sys
+
+from theworld.plan.planner import main
+
+if __name__ == "__main__":
+    sys.exit(main())
