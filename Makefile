@@ -88,9 +88,8 @@ compare-results: $(STAMP) ## markdown table + bar chart of every run under RESUL
 	$(BIN)/python scripts/compare_results.py $(RESULTS) --output $(RESULTS)/comparison.md \
 		--plot $(RESULTS)/comparison.png $(ARGS)
 
-bench: $(STAMP) ## the benchmarks in benchmarks/, side by side on the tiny model
-	$(BIN)/python benchmarks/batched_generation.py
-	$(BIN)/python benchmarks/openspatial_ingest.py --records 50000
+bench: $(STAMP) ## every benchmark in benchmarks/ on the tiny model (< 5 min), results in benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(TINY_DIR) outputs .pytest_cache .ruff_cache

@@ -31,4 +31,8 @@ VAE_LATENT_CHANNELS = 16
 VAE_SPATIAL_FACTOR = 8
 VAE_TEMPORAL_FACTOR = 4
 
-PROJECTION_MODES = ("spatial", "channel")
+# How world latents become tokens (`TheWorldConfig.world_projection_mode`): "spatial" = one token per latent position,
+# "pooled" = one token per k x k block of positions (average pool, k = `world_pool_size`), "channel" = one token per
+# latent channel. The order is the order in which docs and errors list them.
+PROJECTION_MODES = ("spatial", "pooled", "channel")
+DEFAULT_WORLD_POOL_SIZE = 2

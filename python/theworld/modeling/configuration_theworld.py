@@ -12,6 +12,7 @@ from transformers import Gemma3Config
 
 from theworld.constants import (
     DEFAULT_COSMOS_MODEL,
+    DEFAULT_WORLD_POOL_SIZE,
     PROJECTION_MODES,
     VAE_LATENT_CHANNELS,
     VAE_SPATIAL_FACTOR,
@@ -30,8 +31,11 @@ class TheWorldConfig(Gemma3Config):
         with the model, its `transformer/` and `scheduler/` on the first rollout (`text_encoder/` + `tokenizer/` only
         once per checkpoint, to embed the fixed rollout prompt; see `theworld.modeling.rollout`).
     world_image_size (`int`): side of the square picture given to the VAE (multiple of 16).
-    world_projection_mode (`str`): `"spatial"` (one token per latent position, features = 16 channels) or
-        `"channel"` (one token per latent channel, features = the flattened latent map).
+    world_projection_mode (`str`): `"spatial"` (one token per latent position, features = 16 channels),
+        `"pooled"` (one token per `world_pool_size` x `world_pool_size` block of latent positions, their average;
+        features = 16 channels) or `"channel"` (one token per latent channel, features = the flattened latent map).
+    world_pool_size (`int`): side k of the average-pooling window of the `"pooled"` mode (default 2: 4x fewer world
+        tokens than `"spatial"`); must divide the latent side `world_image_size / 8`. Ignored by the other modes.
     num_world_steps (`int`): future frames predicted by a Cosmos rollout (0 = encode the picture only); a multiple of
         4, since the Wan VAE turns 1 + 4k frames into 1 + k latent frames. Can be overridden per call.
     max_world_steps (`int`): upper bound for `num_world_steps` (sizes the temporal embedding table).
@@ -54,6 +58,7 @@ class TheWorldConfig(Gemma3Config):
     cosmos_model_name: str = DEFAULT_COSMOS_MODEL
     world_image_size: int = 256
     world_projection_mode: str = "spatial"
+    world_pool_size: int = DEFAULT_WORLD_POOL_SIZE
     num_world_steps: int = 0
     max_world_steps: int = 16
     world_rollout_steps: int = 35
@@ -91,6 +96,7 @@ class TheWorldConfig(Gemma3Config):
             raise ValueError(
                 f"world_image_size={self.world_image_size!r}: expected a positive multiple of {_WORLD_SIZE_MULTIPLE}"
             )
+        self._validate_pool_size()
         if not isinstance(self.max_world_steps, int) or self.max_world_steps < 0:
             raise ValueError(f"max_world_steps={self.max_world_steps!r}: expected an integer >= 0")
         if not isinstance(self.num_world_steps, int) or self.num_world_steps < 0:
@@ -120,6 +126,18 @@ class TheWorldConfig(Gemma3Config):
         if hidden is not None and (not isinstance(hidden, int) or hidden <= 0):
             raise ValueError(f"world_projector_hidden_size={hidden!r}: expected a positive integer or null")
 
+    def _validate_pool_size(self) -> None:
+        pool = self.world_pool_size
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise ValueError(f"world_pool_size={pool!r}: expected an integer >= 1")
+        side = self.world_latent_size
+        if self.world_projection_mode == "pooled" and side % pool:
+            divisors = [d for d in range(1, side + 1) if side % d == 0]
+            raise ValueError(
+                f"world_pool_size={pool}: expected a divisor of the latent side {side} (world_image_size="
+                f"{self.world_image_size} / {VAE_SPATIAL_FACTOR}) in pooled mode, one of {divisors}"
+            )
+
     # ---- derived geometry (never stored, so it cannot go stale) ----
     @property
     def world_latent_size(self) -> int:
@@ -137,15 +155,23 @@ class TheWorldConfig(Gemma3Config):
 
     @property
     def world_feature_dim(self) -> int:
-        """Width of one world token before projection."""
-        if self.world_projection_mode == "spatial":
+        """Width of one world token before projection: 16 latent channels (spatial, pooled) or h*w (channel)."""
+        if self.world_projection_mode in ("spatial", "pooled"):
             return VAE_LATENT_CHANNELS
         return self.world_latent_size**2
 
+    @property
+    def world_token_grid(self) -> int:
+        """Side of the grid of world tokens of one frame in the spatial (latent side) and pooled (side / k) modes."""
+        if self.world_projection_mode == "pooled":
+            return self.world_latent_size // self.world_pool_size
+        return self.world_latent_size
+
     def tokens_per_world_frame(self) -> int:
-        if self.world_projection_mode == "spatial":
-            return self.world_latent_size**2
-        return VAE_LATENT_CHANNELS
+        """World tokens of one latent frame: h*w (spatial), (h/k)*(w/k) (pooled) or 16 (channel)."""
+        if self.world_projection_mode == "channel":
+            return VAE_LATENT_CHANNELS
+        return self.world_token_grid**2
 
     def num_world_tokens(self, num_world_steps: int | None = None) -> int:
         """World placeholder tokens per image (between `<start_of_world>` and `<end_of_world>`)."""

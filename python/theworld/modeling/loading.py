@@ -30,11 +30,13 @@ from theworld.modeling.tokens import add_world_tokens, ensure_embedding_rows
 
 logger = logging.getLogger(__name__)
 
-# World settings accepted by from_pretrained. Structural ones define parameter shapes and must match a saved model.
+# World settings accepted by from_pretrained. Structural ones define parameter shapes, or the token layout the
+# projector was trained on, and must match a saved model.
 STRUCTURAL_KWARGS = (
     "enable_world",
     "world_image_size",
     "world_projection_mode",
+    "world_pool_size",
     "max_world_steps",
     "world_projector_hidden_size",
 )
@@ -77,10 +79,19 @@ def _load_config(source: str, hub_kwargs: dict[str, Any]) -> Any:
 def _apply_overrides(config: TheWorldConfig, overrides: dict[str, Any], source: str) -> TheWorldConfig:
     config = copy.deepcopy(config)
     for key, value in overrides.items():
+        if key == "world_pool_size" and config.world_projection_mode != "pooled":
+            # Only the pooled mode reads it: a spatial/channel checkpoint takes any value (a training config always
+            # passes one) and keeps its own.
+            continue
         if key in STRUCTURAL_KWARGS and value != getattr(config, key):
+            reason = (
+                "it fixes the world token layout the projector was trained on"
+                if key == "world_pool_size"
+                else "it defines parameter shapes"
+            )
             raise ValueError(
                 f"{key}={value!r} does not match the checkpoint {source} ({key}={getattr(config, key)!r}); "
-                "it defines parameter shapes: convert the base Gemma checkpoint again to change it"
+                f"{reason}: convert the base Gemma checkpoint again to change it"
             )
         setattr(config, key, value)
     config.validate_world()
@@ -181,7 +192,16 @@ def load_world(cls: Any, source: str, config: TheWorldConfig, load_kwargs: dict[
         base_config.world_checkpoint_format = "full"
         base_vocab = _delta_base_vocab(config, hub_kwargs)
         base_config.get_text_config().vocab_size = base_vocab
-        model = cls.load_weights(config.world_base_model, config=base_config, **load_kwargs)
+        token = _CONVERTING_GEMMA.set(True)  # the world tensors come from the delta file below: not "missing"
+        try:
+            model = cls.load_weights(config.world_base_model, config=base_config, **load_kwargs)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"{source}: cannot load its world_base_model {config.world_base_model!r} (a delta checkpoint applies "
+                f"on top of it): {_one_line(error)}"
+            ) from None
+        finally:
+            _CONVERTING_GEMMA.reset(token)
         ensure_embedding_rows(model, int(config.get_text_config().vocab_size))
         try:
             delta_file = cached_file(source, "model.safetensors", **hub_kwargs)
@@ -233,10 +253,10 @@ class WorldLoadingMixin:
         """Load a TheWorld from a Gemma 3 checkpoint (converting it) or from a saved TheWorld.
 
         World settings (`enable_world`, `cosmos_model_name`, `world_image_size`, `world_projection_mode`,
-        `num_world_steps`, `max_world_steps`, `world_rollout_steps`, `world_rollout_guidance`, `world_rollout_seed`,
-        `world_projector_hidden_size`, `freeze_gemma_vision`, `freeze_gemma_language`, `freeze_cosmos_vae`) are
-        keyword arguments; everything else (`dtype`,
-        `device_map`, Hub options) goes to transformers' `from_pretrained`.
+        `world_pool_size`, `num_world_steps`, `max_world_steps`, `world_rollout_steps`, `world_rollout_guidance`,
+        `world_rollout_seed`, `world_projector_hidden_size`, `freeze_gemma_vision`, `freeze_gemma_language`,
+        `freeze_cosmos_vae`) are keyword arguments; everything else (`dtype`, `device_map`, Hub options) goes to
+        transformers' `from_pretrained`. The world-latent cache is not a setting: see `TheWorld.enable_world_cache`.
         """
         source = str(pretrained_model_name_or_path)
         if isinstance(pretrained_model_name_or_path, Path) or Path(source).expanduser().is_dir():
@@ -268,7 +288,7 @@ class WorldLoadingMixin:
         if _CONVERTING_GEMMA.get():
             fresh = {k for k in loading_info.missing_keys if k.startswith(WORLD_PREFIXES)}
             loading_info.missing_keys = set(loading_info.missing_keys) - fresh
-            logger.info("Converted a Gemma 3 checkpoint: %d world tensors initialized", len(fresh))
+            logger.info("%d world tensors not in the Gemma 3 weights: initialized, or read from a delta", len(fresh))
 
     @classmethod
     def load_weights(cls, source: str, *, config: Any, model_args: tuple[Any, ...] = (), **kwargs: Any) -> Any:

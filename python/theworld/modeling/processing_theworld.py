@@ -10,6 +10,8 @@ another number of future frames: `processor(..., num_world_steps=4)` inserts `co
 (1 + 4 // 4) x `world_tokens_per_frame` placeholders per image; pass the same `num_world_steps` to the model's
 `forward` / `generate` (a mismatch is a one-line `ValueError` there). `with processor.using_world_steps(4): ...`
 sets it for every call in the block (e.g. calls made by helpers that do not forward the keyword).
+`world_tokens_per_frame` is `config.tokens_per_world_frame()`: h*w latent positions ("spatial"), (h/k)*(w/k)
+averaged k x k blocks ("pooled"), or 16 latent channels ("channel").
 """
 
 from __future__ import annotations

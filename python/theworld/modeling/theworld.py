@@ -11,6 +11,10 @@ With `num_world_steps` = 4k > 0 (config or per call), a Cosmos-Predict2 Video2Wo
 predicts k more latent frames; latent frame t gets temporal embedding t, so the world block holds (1 + k) x
 tokens_per_frame tokens. The rollout is never part of the module tree: it is not saved, trained or moved by `.to()`
 (it follows its inputs' device).
+
+`model.enable_world_cache(max_items, cache_dir)` keeps the world latents (VAE + rollout output, before the trainable
+projector) per picture, so later epochs skip the frozen world model (`theworld.modeling.latent_cache`); like the
+rollout it lives outside the module tree and is never saved.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from theworld.modeling.custom_checkpoint import CustomCheckpointMixin
 from theworld.modeling.freezing import FreezeMixin
 from theworld.modeling.fusion import scatter_world_embeddings, world_placeholder_mask, world_token_type_ids
 from theworld.modeling.generation import ConvenienceGenerationMixin
+from theworld.modeling.latent_cache import WorldLatentCache, world_latent_identity
 from theworld.modeling.loading import WorldLoadingMixin
 from theworld.modeling.rollout import CosmosRollout, cosmos_source, validate_world_steps
 from theworld.modeling.world_projector import WorldProjector, WorldTokenEmbedding
@@ -139,6 +144,22 @@ class TheWorld(
                 "encode_world: no Cosmos VAE is attached; load the model with TheWorld.from_pretrained "
                 "(it loads cosmos_model_name/vae)"
             )
+        cache = self.world_cache
+        if cache is not None and not any(p.requires_grad for p in encoder.parameters()):
+            # [Contract] only a frozen VAE's latents are cached: a trainable one changes them at every step.
+            identity = world_latent_identity(encoder, self.config, steps)
+            latents = cache.lookup(
+                world_pixel_values, identity, lambda pixels: self.world_latents(encoder, pixels, steps)
+            )
+        else:
+            latents = self.world_latents(encoder, world_pixel_values, steps)
+        return self.world_projector(latents)  # [N, T * tokens_per_frame, D], temporal embedding t on frame t
+
+    def world_latents(self, encoder: CosmosWorldEncoder, world_pixel_values: torch.Tensor, steps: int) -> torch.Tensor:
+        """World pixels [N, 3, S, S] → normalized latents [N, 16, 1 + steps // 4, S/8, S/8] (no cache, no projector).
+
+        Frame 0 carries gradients when the VAE is trainable (and grad mode is on); predicted frames never do.
+        """
         vae_trainable = any(p.requires_grad for p in encoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and vae_trainable):
             latents = encoder(world_pixel_values)  # [N, 16, 1, h, w]
@@ -154,7 +175,41 @@ class TheWorld(
                 max_world_steps=config.max_world_steps,
             )  # [N, 16, 1 + steps // 4, h, w]; frame 0 == latents
             latents = torch.cat([latents, predicted[:, :, 1:].to(latents)], dim=2)
-        return self.world_projector(latents)  # [N, T * tokens_per_frame, D], temporal embedding t on frame t
+        return latents
+
+    # ---- world-latent cache ----
+    @property
+    def world_cache(self) -> WorldLatentCache | None:
+        """The world-latent cache set by `enable_world_cache`, or None (off)."""
+        cache = self.__dict__.get("_world_latent_cache")
+        return cache if isinstance(cache, WorldLatentCache) else None
+
+    def enable_world_cache(
+        self, max_items: int, cache_dir: str | os.PathLike[str] | None = None
+    ) -> WorldLatentCache | None:
+        """Cache world latents per picture: up to `max_items` rows in memory (LRU), and in `cache_dir` if given.
+
+        `encode_world` then computes the VAE (and rollout) only for pictures it has not seen with the same frozen
+        world model and settings; the projector always runs. `max_items=0` turns the cache off. Used only while the
+        VAE is frozen; never saved. Returns the cache (`.stats()` has its hit/miss counters).
+        """
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0:
+            raise ValueError(f"world_cache_size={max_items!r}: expected an integer >= 0 (0 = no cache)")
+        if max_items == 0:
+            self.disable_world_cache()
+            return None
+        if not self.config.enable_world:
+            raise ValueError("enable_world_cache: this model was built with enable_world=False (no world latents)")
+        cache = WorldLatentCache(max_items, cache_dir)
+        self.__dict__["_world_latent_cache"] = cache  # outside the module tree: not saved, not moved, not trained
+        encoder = self.world_encoder
+        if encoder is not None and any(p.requires_grad for p in encoder.parameters()):
+            logger.warning("world-latent cache enabled, but the Cosmos VAE trains: it is bypassed until it is frozen")
+        return cache
+
+    def disable_world_cache(self) -> None:
+        """Drop the world-latent cache (files in its `cache_dir` stay)."""
+        self.__dict__.pop("_world_latent_cache", None)
 
     def _check_world_placeholders(self, placeholders: torch.Tensor, num_images: int, steps: int) -> None:
         """One line before any encoding (a rollout is expensive) when the placeholders cannot match the embeddings.

@@ -4,6 +4,10 @@ Scale matters: Gemma multiplies its text embeddings by sqrt(hidden) before the d
 in an RMS norm whose gain is set to the RMS of the (scaled) text embeddings, so world tokens neither swamp nor vanish
 beside the text at initialization. A tiny model with an unscaled projector could not learn a task it learned without
 world tokens.
+
+Token layouts (`world_projection_mode`): "spatial" gives one token per latent position, "pooled" one token per k x k
+block of positions (their average: the same 16 features, k² times fewer tokens, so the LM's sequence shrinks while
+every latent value still contributes), "channel" one token per latent channel.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ class WorldProjector(nn.Module):
     """Normalized latents [B, 16, T, h, w] → world embeddings [B, T * tokens_per_frame, hidden].
 
     spatial: one token per latent position (features = 16 channels), raster order within a frame;
+    pooled: one token per k x k block (k = `world_pool_size`), the block's mean, raster order of the blocks;
     channel: one token per latent channel (features = the flattened h*w map).
     """
 
     def __init__(self, config: TheWorldConfig) -> None:
         super().__init__()
         self.mode = config.world_projection_mode
+        self.pool_size = config.world_pool_size
         in_dim = config.world_feature_dim
         out_dim = config.get_text_config().hidden_size
         hidden = config.world_projector_hidden_size or out_dim
@@ -38,10 +44,24 @@ class WorldProjector(nn.Module):
 
     def tokens(self, latents: torch.Tensor) -> torch.Tensor:
         """[B, C, T, h, w] → [B, T, N, F] (N tokens per frame of width F) for the configured mode."""
+        if self.mode == "pooled":
+            latents = self.pool(latents)
         batch, channels, frames, height, width = latents.shape
-        if self.mode == "spatial":
+        if self.mode in ("spatial", "pooled"):
             return latents.permute(0, 2, 3, 4, 1).reshape(batch, frames, height * width, channels)
         return latents.permute(0, 2, 1, 3, 4).reshape(batch, frames, channels, height * width)
+
+    def pool(self, latents: torch.Tensor) -> torch.Tensor:
+        """[B, C, T, h, w] → [B, C, T, h/k, w/k]: the mean of each k x k block (k = `world_pool_size`)."""
+        k = self.pool_size
+        height, width = latents.shape[-2:]
+        if height % k or width % k:
+            raise ValueError(
+                f"world latents of {height}x{width} cannot be pooled by world_pool_size={k}: expected sides divisible "
+                f"by {k} (world_image_size = 8 x latent side)"
+            )
+        # [B, C, T, h/k, k, w/k, k] → mean over the two window axes: exactly avg_pool with stride = kernel = k.
+        return latents.unflatten(3, (height // k, k)).unflatten(5, (width // k, k)).mean(dim=(4, 6))
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         tokens = self.tokens(latents.to(self.fc1.weight.dtype))  # [B, T, N, F]

@@ -31,6 +31,7 @@ from transformers import SchedulerType
 from theworld.constants import (
     DEFAULT_COSMOS_MODEL,
     DEFAULT_GEMMA_MODEL,
+    DEFAULT_WORLD_POOL_SIZE,
     VAE_LATENT_CHANNELS,
     VAE_SPATIAL_FACTOR,
     VAE_TEMPORAL_FACTOR,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 MixedPrecision = Literal["bf16", "fp16", "no"]
 HubStrategy = Literal["every_save", "end", "checkpoint", "all_checkpoints"]
 DatasetName = Literal["synthetic_spatial", "spatial_rgpt", "vsr", "llava_pretrain", "datacomp", "hf"]
-ProjectionMode = Literal["spatial", "channel"]
+ProjectionMode = Literal["spatial", "pooled", "channel"]  # = theworld.constants.PROJECTION_MODES
 STREAMING_DATASETS = ("datacomp", "hf")
 
 # Values that may name files or directories. Hub ids never contain "$" or start with "~", so expanding the model
@@ -57,6 +58,7 @@ PATH_KEYS = (
     "data_cache_dir",
     "download_dir",
     "image_cache_dir",
+    "world_cache_dir",
 )
 # What `TheWorld.from_pretrained` takes from a training config (see theworld.modeling.loading).
 MODEL_KWARGS = (
@@ -64,6 +66,7 @@ MODEL_KWARGS = (
     "cosmos_model_name",
     "world_image_size",
     "world_projection_mode",
+    "world_pool_size",  # only in pooled mode: the other modes ignore it (see model_kwargs)
     "num_world_steps",
     "freeze_gemma_vision",
     "freeze_gemma_language",
@@ -84,6 +87,7 @@ _POSITIVE = (
     "gradient_accumulation_steps",
     "num_epochs",
     "world_image_size",
+    "world_pool_size",
     "save_steps",
     "logging_steps",
     "eval_steps",
@@ -105,6 +109,7 @@ _NON_NEGATIVE = (
     "dataloader_num_workers",
     "num_eval_samples",
     "seed",
+    "world_cache_size",
 )
 _WORLD_SIZE_MULTIPLE = 16  # Cosmos-Predict2 needs sides divisible by 16 (VAE factor 8 x patch 2)
 
@@ -127,11 +132,14 @@ class TrainingConfig:
     enable_world: bool = True  # False = the Gemma-only baseline
     num_world_steps: int = 0
     world_projection_mode: ProjectionMode = "spatial"
+    world_pool_size: int = DEFAULT_WORLD_POOL_SIZE  # pooled mode: k x k average pool of the latent grid (k | side)
     world_image_size: int = 256
     freeze_gemma_vision: bool = True
     freeze_gemma_language: bool = True
     freeze_cosmos_vae: bool = True
     init_from_checkpoint: str | None = None  # start from these weights (a saved TheWorld) instead of model_name
+    world_cache_size: int = 0  # world latents kept in memory per picture (LRU; frozen VAE only); 0 = no cache
+    world_cache_dir: str | None = None  # also keep the cached world latents on disk here (shared by later runs)
 
     # ---- optimization ----
     learning_rate: float = 1e-4
@@ -230,6 +238,7 @@ class TrainingConfig:
             self.world_image_size,
             f"a multiple of {_WORLD_SIZE_MULTIPLE}",
         )
+        self._validate_world_tokens_and_cache()
         schedulers = tuple(s.value for s in SchedulerType)
         _require(self.lr_scheduler_type in schedulers, "lr_scheduler_type", self.lr_scheduler_type, _one_of(schedulers))
         if not self.enable_world and self.freeze_gemma_vision and self.freeze_gemma_language:
@@ -257,17 +266,51 @@ class TrainingConfig:
                 key="max_length",
             )
 
+    def _validate_world_tokens_and_cache(self) -> None:
+        side = self.world_image_size // VAE_SPATIAL_FACTOR
+        if self.world_projection_mode == "pooled" and side % self.world_pool_size:
+            divisors = [d for d in range(1, side + 1) if side % d == 0]
+            raise ConfigError(
+                f"world_pool_size={self.world_pool_size}: expected a divisor of the latent side {side} "
+                f"(world_image_size={self.world_image_size} / {VAE_SPATIAL_FACTOR}) in pooled mode, one of {divisors}",
+                key="world_pool_size",
+            )
+        if self.world_cache_dir is not None and self.world_cache_size == 0:
+            raise ConfigError(
+                "world_cache_dir is set but world_cache_size=0 turns the world-latent cache off; "
+                "expected world_cache_size > 0 (rows kept in memory) or world_cache_dir null",
+                key="world_cache_dir",
+            )
+        if self.world_cache_size > 0 and (not self.enable_world or not self.freeze_cosmos_vae):
+            why = "enable_world=false (no world latents)" if not self.enable_world else "freeze_cosmos_vae=false"
+            raise ConfigError(
+                f"world_cache_size={self.world_cache_size}: the world-latent cache needs a frozen VAE and world "
+                f"tokens, but {why}; expected world_cache_size=0",
+                key="world_cache_size",
+            )
+
+    def world_tokens_per_frame(self) -> int:
+        """World tokens of one latent frame (same as `TheWorldConfig.tokens_per_world_frame`)."""
+        side = self.world_image_size // VAE_SPATIAL_FACTOR
+        if self.world_projection_mode == "channel":
+            return VAE_LATENT_CHANNELS
+        if self.world_projection_mode == "pooled":
+            side //= self.world_pool_size
+        return side * side
+
     def world_tokens_per_image(self) -> int:
         """World tokens one picture adds to a sequence, `<start_of_world>` and `<end_of_world>` included."""
         if not self.enable_world:
             return 0
-        side = self.world_image_size // VAE_SPATIAL_FACTOR
-        per_frame = side * side if self.world_projection_mode == "spatial" else VAE_LATENT_CHANNELS
-        return (1 + self.num_world_steps // VAE_TEMPORAL_FACTOR) * per_frame + 2
+        return (1 + self.num_world_steps // VAE_TEMPORAL_FACTOR) * self.world_tokens_per_frame() + 2
 
     def model_kwargs(self) -> dict[str, Any]:
         """World settings and freeze flags for `TheWorld.from_pretrained(config.model_name, **kwargs)`."""
-        return {key: getattr(self, key) for key in MODEL_KWARGS}
+        return {
+            key: getattr(self, key)
+            for key in MODEL_KWARGS
+            if key != "world_pool_size" or self.world_projection_mode == "pooled"
+        }
 
     def warmup(self) -> float:
         """Value for transformers' `TrainingArguments.warmup_steps`: steps if > 0, else the ratio (a float < 1)."""

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 
 from theworld.data.collator import TheWorldCollator
 from theworld.training.arguments import training_arguments
@@ -23,6 +23,29 @@ from theworld.training.trainer import TheWorldTrainer
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "theworld_training_config.json"
+
+
+class WorldCacheStatsCallback(TrainerCallback):
+    """Logs the world-latent cache's counters at the end of every epoch (hit rate ~1 from epoch 2 on)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        cache = self.model.world_cache
+        if cache is not None:
+            stats = cache.stats()
+            logger.info(
+                "world-latent cache after epoch %.0f: %d hits, %d misses (hit rate %.2f), %d in memory, %d files "
+                "written, %d disk errors",
+                state.epoch or 0,
+                stats["hits"],
+                stats["misses"],
+                stats["hit_rate"],
+                stats["items"],
+                stats["disk_writes"],
+                stats["disk_errors"],
+            )
 
 
 def component_learning_rates(config: TrainingConfig) -> dict[str, float]:
@@ -58,6 +81,8 @@ def build_trainer(config: TrainingConfig) -> tuple[TheWorldTrainer, list[dict[st
     trainer.add_callback(DataReportCallback(Path(config.output_dir) / SKIP_FILE, notes))
     if config.rescan_images and hasattr(train_dataset, "rescan"):
         trainer.add_callback(RescanImagesCallback(train_dataset))
+    if model.world_cache is not None:
+        trainer.add_callback(WorldCacheStatsCallback(model))
     return trainer, eval_records
 
 
