@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import datasets.config
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from theworld import TheWorld
 from theworld.evaluation import blink, runner
@@ -21,25 +19,11 @@ from theworld.evaluation.commands.blink import build_parser, main
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE, EvalItem
 from theworld.testing.blink_fixtures import FIXTURE_TASKS, IMAGE_COLUMNS, BlinkFixture, write_blink_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread", "datasets_cache")
+
 TASKS = ",".join(FIXTURE_TASKS)
 NUM_VAL = sum(len(answers) for _, _, _, answers, _ in FIXTURE_TASKS.values())
 NUM_TEST = sum(hidden for *_, hidden in FIXTURE_TASKS.values())
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Generate with one intra-op thread: on a busy 2-core machine two threads spin-wait on each other (generation
-    measured 10-25x slower), and the tiny model gains nothing from a second one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Arrow caches of the datasets library go under tmp_path, not the user's cache."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture(scope="module")

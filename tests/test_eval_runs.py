@@ -4,11 +4,10 @@ world-token ablations, on the tiny checkpoints and the BLINK fixture copy."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import datasets.config
 import pytest
 import torch
 from transformers import AutoProcessor, Gemma3ForConditionalGeneration
@@ -22,23 +21,10 @@ from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE
 from theworld.testing import TinyCheckpoints
 from theworld.testing.blink_fixtures import FIXTURE_TASKS, BlinkFixture, write_blink_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread", "datasets_cache")
+
 TASKS = ",".join(FIXTURE_TASKS)
 MAX_NEW_TOKENS = 6
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Generate with one intra-op thread: on a busy 2-core machine two threads spin-wait on each other (generation
-    measured 10-25x slower), and the tiny model gains nothing from a second one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture(scope="module")

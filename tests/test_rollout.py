@@ -33,6 +33,8 @@ from theworld.modeling.rollout import (
 from theworld.testing import TinyCheckpoints
 from theworld.testing.tiny_cosmos_pipeline import build_tiny_cosmos_pipeline
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROLLOUT_STEPS = 2  # denoising steps: the tiny transformer is random, two steps exercise the whole loop
 
 
@@ -40,15 +42,6 @@ def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
     message = str(error.value)
     assert "\n" not in message, message
     return message
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """The Wan VAE's 3-D convolutions run 5-7x slower with two spin-waiting threads on this shared 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

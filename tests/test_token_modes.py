@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,9 @@ from theworld.testing import TinyCheckpoints
 from theworld.training.config import ConfigError, TrainingConfig
 from theworld.training.run import build_trainer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """The Wan VAE's 3-D convolutions run several times slower with two spin-waiting threads on a 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

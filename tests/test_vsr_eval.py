@@ -4,13 +4,10 @@ the labels, the majority-class baseline, and the script end to end on the tiny T
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import datasets.config
 import pytest
-import torch
 
 from theworld import TheWorld
 from theworld.data.skips import BAD_FIELD, MISSING_IMAGE
@@ -21,21 +18,9 @@ from theworld.evaluation.commands.vsr import main
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE
 from theworld.testing.vsr_llava_fixtures import VSRFixture, write_jsonl, write_vsr_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread", "datasets_cache")
+
 SPLIT_SIZES = (("train", 2), ("dev", 2), ("test", 6))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a busy 2-core machine two threads spin-wait on each other (10-25x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture
