@@ -22,7 +22,7 @@ import torch
 from transformers import get_cosine_schedule_with_warmup, set_seed
 
 from theworld import TheWorld
-from theworld.constants import DEFAULT_COSMOS_MODEL
+from theworld.constants import DEFAULT_COSMOS_MODEL, PROJECTION_MODES
 from theworld.data.collator import TheWorldCollator
 from theworld.data.datasets import TheWorldDataset
 from theworld.data.labels import IGNORE_INDEX
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--colors", default="red,blue", help="subject,object colours of the questions kept; 'any': all (hard)")
     add("--enable-world", dest="enable_world", action="store_true", default=True)
     add("--no-world", dest="enable_world", action="store_false", help="the Gemma-only baseline")
-    add("--projection-mode", choices=("spatial", "channel"), default="spatial")
+    add("--projection-mode", choices=PROJECTION_MODES, default="spatial", help="pooled: 2x2-pooled spatial tokens")
     add("--blank-siglip", action="store_true", help="SigLIP sees a grey picture (world-only probe)")
     # A random tiny LM cannot learn while frozen: train everything by default. Freeze both for a real Gemma 3.
     add("--freeze-vision", action=flag, default=False)
