@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats and --batch-size must be >= 1")
     torch.set_num_threads(args.threads)
 
-    from theworld.modeling.rollout import PROMPT_CACHE_ENV
+    from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV
     from theworld.testing import build_tiny_checkpoints
 
     with tempfile.TemporaryDirectory(prefix="theworld-bench-") as temp:

@@ -13,14 +13,8 @@ from PIL import Image
 from scripts.compare_results import main
 
 from theworld.evaluation.cli import run_main
-from theworld.evaluation.compare import (
-    OVERALL,
-    collect_runs,
-    compare_runs,
-    paired_difference_interval,
-    to_markdown,
-    wilson_interval,
-)
+from theworld.evaluation.compare import OVERALL, collect_runs, compare_runs, to_markdown
+from theworld.evaluation.compare_stats import paired_difference_interval, wilson_interval
 from theworld.evaluation.model_specs import BASELINE, EvalModelSpec
 from theworld.evaluation.results import ResultsFile, write_json_atomic
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE, accuracy_by_group

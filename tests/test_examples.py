@@ -16,7 +16,7 @@ import pytest
 from examples import inference, inspect_checkpoint, load_from_hub
 
 from theworld import TheWorld
-from theworld.modeling.rollout import PROMPT_CACHE_ENV, clear_prompt_memory_cache
+from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV, clear_prompt_memory_cache
 from theworld.testing import TinyCheckpoints
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from PIL import Image
 from tests.helpers import pictures
 from theworld import TheWorld
 from theworld.modeling.imagine import decode_latents, frames_to_uint8, imagine, main
-from theworld.modeling.rollout import PROMPT_CACHE_ENV, clear_prompt_memory_cache
+from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV, clear_prompt_memory_cache
 from theworld.testing import TinyCheckpoints
 
 

@@ -18,7 +18,8 @@ from theworld.evaluation.judge_llm import (
 )
 from theworld.evaluation.judges import DeterministicJudge, judge_records, make_judge, score_length
 from theworld.evaluation.results import ResultsFile
-from theworld.evaluation.spatial_bench import NO_ANSWER, SpatialQuestion, load_items
+from theworld.evaluation.spatial_bench import NO_ANSWER, SpatialQuestion
+from theworld.evaluation.spatial_bench_data import load_items
 from theworld.testing import TinyCheckpoints
 from theworld.testing.spatial_bench_fixtures import write_spatial_bench
 from theworld.testing.stub_openai import StubOpenAI, StubReply, json_reply

@@ -17,7 +17,7 @@ from tests.helpers import pictures
 from theworld import TheWorld
 from theworld.data.image_inputs import world_pixels
 from theworld.modeling.latent_cache import WorldLatentCache, world_latent_identity
-from theworld.modeling.rollout import PROMPT_CACHE_ENV, clear_prompt_memory_cache
+from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV, clear_prompt_memory_cache
 from theworld.testing import TinyCheckpoints
 from theworld.training.config import ConfigError, TrainingConfig
 from theworld.training.run import build_trainer

@@ -21,10 +21,10 @@ from tests.helpers import QUESTION, pictures
 from theworld import TheWorld, TheWorldConfig, TheWorldProcessor
 from theworld.modeling import rollout as rollout_module
 from theworld.modeling.generation import build_user_messages
-from theworld.modeling.rollout import (
+from theworld.modeling.rollout import CosmosRollout
+from theworld.modeling.rollout_prompt import (
     CONDITIONING_PROMPT,
     PROMPT_CACHE_ENV,
-    CosmosRollout,
     GuardrailStandIn,
     clear_prompt_memory_cache,
     load_prompt_embeddings,

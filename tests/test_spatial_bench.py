@@ -22,9 +22,9 @@ from theworld.evaluation.spatial_bench import (
     QUALITATIVE_GROUPS,
     QUANTITATIVE_GROUPS,
     SpatialQuestion,
-    load_items,
     summarize,
 )
+from theworld.evaluation.spatial_bench_data import load_items
 from theworld.testing.spatial_bench_fixtures import (
     UNKNOWN_CATEGORY,
     SpatialBenchFixture,

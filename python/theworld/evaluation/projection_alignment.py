@@ -40,16 +40,8 @@ import torch
 from PIL import ImageDraw
 
 from theworld.data.image_inputs import load_image
-from theworld.plots import (
-    BarSeries,
-    bar_chart,
-    draw_text,
-    font,
-    histogram,
-    new_figure,
-    panel_boxes,
-    scatter_plot,
-)
+from theworld.plot_charts import BarSeries, bar_chart, histogram, scatter_plot
+from theworld.plots import draw_text, font, new_figure, panel_boxes
 from theworld.testing.pictures import make_picture
 
 logger = logging.getLogger(__name__)

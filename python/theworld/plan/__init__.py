@@ -24,10 +24,9 @@ from theworld.plan.planner import (
     MemoryPlan,
     PlanOptions,
     SequenceLength,
-    format_plan,
-    main,
     plan_memory,
 )
+from theworld.plan.report import format_plan, main
 
 __all__ = [
     "COMPONENTS",

@@ -2,7 +2,7 @@
 
 import sys
 
-from theworld.plan.planner import main
+from theworld.plan.report import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -207,7 +207,7 @@ def verify_tiny_cosmos_pipeline(target: str | Path) -> None:
     """Load `target` with the plain diffusers API (stand-in guardrail) and run one tiny latent rollout."""
     from diffusers import Cosmos2VideoToWorldPipeline
 
-    from theworld.modeling.rollout import GuardrailStandIn
+    from theworld.modeling.rollout_prompt import GuardrailStandIn
 
     pipe: Any = Cosmos2VideoToWorldPipeline.from_pretrained(str(target), safety_checker=GuardrailStandIn())
     pipe.set_progress_bar_config(disable=True)

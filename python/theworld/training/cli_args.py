@@ -15,15 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
-from theworld.training.config import (
-    ConfigError,
-    TrainingConfig,
-    check_key,
-    expand_path,
-    field_names,
-    is_flag,
-    resolve_hf_token,
-)
+from theworld.training.config import TrainingConfig, check_key, field_names, is_flag
+from theworld.training.config_values import ConfigError, expand_path, resolve_hf_token
 
 P = ParamSpec("P")
 R = TypeVar("R")

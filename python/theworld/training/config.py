@@ -13,14 +13,10 @@ the key, where it came from and what was expected, so a typo fails in the first 
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import logging
 import os
-import re
-import tempfile
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,6 +31,20 @@ from theworld.constants import (
     VAE_LATENT_CHANNELS,
     VAE_SPATIAL_FACTOR,
     VAE_TEMPORAL_FACTOR,
+)
+from theworld.training.config_values import (
+    _MASK,
+    HF_TOKEN_FILE,
+    ConfigError,
+    _check_type,
+    _one_of,
+    _require,
+    _unpack,
+    expand_path,
+    is_comment,
+    parse_as,
+    reject_duplicate_keys,
+    resolve_hf_token,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,14 +83,6 @@ MODEL_KWARGS = (
     "freeze_cosmos_vae",
 )
 MAX_WORLD_STEPS = 16
-HF_TOKEN_FILE = ".hf_token"  # in the home directory
-_MASK = "***"
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
-_NULL = ("none", "null")
-# Same variable syntax as os.path.expandvars on POSIX.
-_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
-_VARIABLE_FALLBACKS = {"TMPDIR": tempfile.gettempdir()}
 _POSITIVE = (
     "learning_rate",
     "batch_size",
@@ -112,14 +114,6 @@ _NON_NEGATIVE = (
     "world_cache_size",
 )
 _WORLD_SIZE_MULTIPLE = 16  # Cosmos-Predict2 needs sides divisible by 16 (VAE factor 8 x patch 2)
-
-
-class ConfigError(ValueError):
-    """A bad training config. The message is one line; `key` is the offending key when there is one."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(" ".join(str(message).split()))
-        self.key = key
 
 
 @dataclass(repr=False)
@@ -207,7 +201,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for spec in fields(self):
-            value = _check_type(spec.name, getattr(self, spec.name))
+            value = _check_type(spec.name, getattr(self, spec.name), _FIELD_TYPES[spec.name])
             if spec.name in PATH_KEYS and isinstance(value, str):
                 value = expand_path(spec.name, value)
             setattr(self, spec.name, value)
@@ -371,7 +365,7 @@ class TrainingConfig:
         except OSError as error:
             raise ConfigError(f"{path}: cannot read the config file ({error.strerror or error})") from None
         try:
-            data = json.loads(text, object_pairs_hook=_reject_duplicate_keys(path))
+            data = json.loads(text, object_pairs_hook=reject_duplicate_keys(path))
         except json.JSONDecodeError as error:
             raise ConfigError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
         if not isinstance(data, dict):
@@ -382,10 +376,6 @@ class TrainingConfig:
 # ---- keys and values ----
 def field_names() -> tuple[str, ...]:
     return tuple(spec.name for spec in fields(TrainingConfig))
-
-
-def is_comment(key: str) -> bool:
-    return key.startswith(("_", "//"))
 
 
 def check_key(key: str, source: str, option: bool = False) -> None:
@@ -403,121 +393,34 @@ def is_flag(key: str) -> bool:
     return _unpack(_FIELD_TYPES[key])[0] is bool
 
 
+def parse_value(key: str, text: Any) -> Any:
+    """A command-line string parsed to the type of `key`: bools true/false/1/0, ints, floats, null/None."""
+    return parse_as(key, text, _FIELD_TYPES[key])
+
+
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainingConfig)
 
 
-def _unpack(annotation: Any) -> tuple[type, tuple[Any, ...], bool]:
-    """(base type, allowed values or (), accepts None) of a field annotation."""
-    args = typing.get_args(annotation)
-    optional = typing.get_origin(annotation) in (types.UnionType, typing.Union) and type(None) in args
-    if optional:
-        (annotation,) = (arg for arg in args if arg is not type(None))
-    if typing.get_origin(annotation) is Literal:
-        choices = typing.get_args(annotation)
-        return type(choices[0]), choices, optional
-    return annotation, (), optional
-
-
-def _describe(key: str) -> str:
-    base, choices, optional = _unpack(_FIELD_TYPES[key])
-    text = _one_of(choices) if choices else {bool: "a bool", int: "an int", float: "a float", str: "a string"}[base]
-    return f"{text} or null" if optional else text
-
-
-def _one_of(choices: tuple[Any, ...]) -> str:
-    return "one of " + ", ".join(repr(choice) for choice in choices)
-
-
-def _shown(key: str, value: Any) -> str:
-    return _MASK if key == "hf_token" else repr(value)
-
-
-def _check_type(key: str, value: Any) -> Any:
-    """`value` if it fits the annotation of `key` (ints are accepted for floats and become floats), else raise."""
-    base, choices, optional = _unpack(_FIELD_TYPES[key])
-    if value is None and optional:
-        return None
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    fits = isinstance(value, base) and not (base is not bool and isinstance(value, bool))
-    if not fits:
-        raise ConfigError(
-            f"{key}: expected {_describe(key)}, got {_shown(key, value)} ({type(value).__name__})", key=key
-        )
-    if choices and value not in choices:
-        raise ConfigError(f"{key}={_shown(key, value)}: expected {_one_of(choices)}", key=key)
-    return value
-
-
-def parse_value(key: str, text: Any) -> Any:
-    """A command-line string parsed to the type of `key`: bools true/false/1/0, ints, floats, null/None."""
-    if not isinstance(text, str):
-        return text  # already typed (a caller passing Python values)
-    base, _, optional = _unpack(_FIELD_TYPES[key])
-    word = text.strip().lower()
-    if optional and word in _NULL:
-        return None
-    if base is str:
-        return text
-    if base is bool:
-        if word in _TRUE + _FALSE:
-            return word in _TRUE
-    else:
-        with contextlib.suppress(ValueError):
-            return base(text)
-    raise ConfigError(f"command line: --{key}: expected {_describe(key)}, got {_shown(key, text)}", key=key)
-
-
-def expand_path(key: str, value: str) -> str:
-    """`$VAR` / `${VAR}` (os.path.expandvars syntax) and a leading `~` expanded; an unset variable is an error."""
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1).strip("{}")
-        if name in os.environ:
-            return os.environ[name]
-        if name in _VARIABLE_FALLBACKS:
-            return _VARIABLE_FALLBACKS[name]
-        raise ConfigError(
-            f"{key}={value!r}: environment variable ${name} is not set (export it or write the path out)", key=key
-        )
-
-    return os.path.expanduser(_VARIABLE.sub(substitute, value))
-
-
-def _require(condition: bool, key: str, value: Any, expected: str) -> None:
-    if not condition:
-        raise ConfigError(f"{key}={value!r}: expected {expected}", key=key)
-
-
-def _reject_duplicate_keys(path: Path) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result and not is_comment(key):
-                raise ConfigError(f"{path}: key {key!r} appears twice", key=key)
-            result[key] = value
-        return result
-
-    return hook
-
-
-# ---- the Hub token ----
-def resolve_hf_token(cli_token: str | None) -> str | None:
-    """The Hugging Face token: `cli_token`, else $HF_TOKEN, else the stripped contents of ~/.hf_token, else None."""
-    if cli_token:
-        logger.debug("Hugging Face token: from the command line")
-        return cli_token
-    if os.environ.get("HF_TOKEN"):
-        logger.debug("Hugging Face token: from $HF_TOKEN")
-        return os.environ["HF_TOKEN"].strip()
-    token_file = Path.home() / HF_TOKEN_FILE
-    if token_file.is_file():
-        token = token_file.read_text().strip()
-        if token:
-            logger.debug("Hugging Face token: from %s", token_file)
-            return token
-    return None
-
-
 _FIELD_TYPES = _field_types()
+
+__all__ = [
+    "HF_TOKEN_FILE",
+    "MAX_WORLD_STEPS",
+    "MODEL_KWARGS",
+    "PATH_KEYS",
+    "STREAMING_DATASETS",
+    "ConfigError",
+    "DatasetName",
+    "HubStrategy",
+    "MixedPrecision",
+    "ProjectionMode",
+    "TrainingConfig",
+    "check_key",
+    "expand_path",
+    "field_names",
+    "is_comment",
+    "is_flag",
+    "parse_value",
+    "resolve_hf_token",
+]

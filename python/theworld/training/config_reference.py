@@ -27,6 +27,7 @@ from typing import Any
 
 from theworld.training import config as config_module
 from theworld.training.config import TrainingConfig
+from theworld.training.config_values import _unpack
 
 _SECTION = re.compile(r"^#\s*-{2,}\s*(?P<title>.+?)\s*-{2,}\s*$")
 # "name (`type`): text" or "a / b / c (`bool`): text" in TheWorldConfig's docstring.
@@ -144,7 +145,7 @@ def _default(spec: Field[Any]) -> str:
 
 
 def _type_text(name: str) -> str:
-    base, choices, optional = config_module._unpack(config_module._FIELD_TYPES[name])
+    base, choices, optional = _unpack(config_module._FIELD_TYPES[name])
     text = " \\| ".join(_json(choice) for choice in choices) if choices else base.__name__
     return f"{text} \\| null" if optional else text
 

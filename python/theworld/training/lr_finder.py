@@ -39,7 +39,8 @@ from transformers import set_seed
 from transformers.trainer_pt_utils import get_parameter_names
 
 from theworld.data.collator import TheWorldCollator
-from theworld.plots import line_plot, new_figure, panel_boxes
+from theworld.plot_charts import line_plot
+from theworld.plots import new_figure, panel_boxes
 from theworld.training.arguments import precision_flags
 from theworld.training.build import build_datasets, build_model
 from theworld.training.config import ConfigError, TrainingConfig

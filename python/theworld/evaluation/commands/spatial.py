@@ -30,17 +30,8 @@ from theworld.evaluation.judges import (
 from theworld.evaluation.results import write_json_atomic
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE
 from theworld.evaluation.runs import evaluate_specs, exit_code, format_outcomes, settings_from_args
-from theworld.evaluation.spatial_bench import (
-    BENCHMARK,
-    DEFAULT_DATASET,
-    DEFAULT_SPLIT,
-    PROTOCOL,
-    data_identity,
-    format_table,
-    load_items,
-    summarize,
-    summary_of,
-)
+from theworld.evaluation.spatial_bench import BENCHMARK, PROTOCOL, format_table, summarize, summary_of
+from theworld.evaluation.spatial_bench_data import DEFAULT_DATASET, DEFAULT_SPLIT, data_identity, load_items
 
 
 def build_parser() -> argparse.ArgumentParser:
