@@ -29,6 +29,7 @@ from PIL import Image
 from theworld.data.image_files import DEFAULT_MAX_SIDE, BadImage, open_image_bytes, open_image_file
 from theworld.data.image_inputs import to_rgb
 from theworld.data.skips import BAD_FIELD, BadRecord
+from theworld.errors import single_line
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ def _pick_split(available: list[str], split: str, dataset_id: str) -> str:
         if candidate in available:
             return candidate
     raise ValueError(f"dataset {dataset_id!r} has no split {split!r}; available splits: {', '.join(available)}")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def load_hf_records(
@@ -104,16 +101,16 @@ def _load_with_builder(
         records = datasets.load_dataset(source, split=chosen, streaming=streaming, cache_dir=cache_dir)
     except ConnectionError as error:
         raise ConnectionError(
-            f"dataset {source!r}: cannot reach the Hugging Face Hub (offline, or no network: {_one_line(error)}); "
+            f"dataset {source!r}: cannot reach the Hugging Face Hub (offline, or no network: {single_line(error)}); "
             "pass a local dataset directory instead"
         ) from None
     except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"dataset {source!r}: not found (neither a local dataset directory nor a Hub dataset): {_one_line(error)}"
+            f"dataset {source!r}: not found (neither a local dataset directory nor a Hub dataset): {single_line(error)}"
         ) from None
     except DatasetGenerationError as error:
         cause = error.__cause__ or error
-        raise ValueError(f"dataset {source!r}: cannot read its files: {_one_line(cause)}") from None
+        raise ValueError(f"dataset {source!r}: cannot read its files: {single_line(cause)}") from None
     if not isinstance(records, (datasets.Dataset, datasets.IterableDataset)):
         raise ValueError(f"dataset {source!r}: split {chosen!r} did not load as one dataset")
     return records
@@ -145,7 +142,7 @@ def load_json_file(
                 continue
             kind = "a JSON array" if _starts_with_bracket(file) else "JSON Lines (one object per line)"
             raise ValueError(
-                f"{file}: cannot read it as {kind}: {_one_line(cause or error)}; the file looks truncated or "
+                f"{file}: cannot read it as {kind}: {single_line(cause or error)}; the file looks truncated or "
                 "corrupt, download it again"
             ) from None
         assert isinstance(loaded, datasets.Dataset)

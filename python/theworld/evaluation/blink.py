@@ -32,6 +32,7 @@ import datasets
 from datasets.exceptions import DatasetGenerationError
 
 from theworld.data.hf_source import decode_image_value, load_hf_records, split_candidates
+from theworld.errors import single_line
 from theworld.evaluation.choices import answer_letter, extract_choice
 from theworld.evaluation.runner import EvalItem
 
@@ -74,10 +75,6 @@ def parse_tasks(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _load_files(files: list[Path], where: Path, cache_dir: str | None) -> datasets.Dataset:
     builder = _FILE_BUILDERS.get(files[0].suffix.lower())
     if builder is None:
@@ -89,7 +86,7 @@ def _load_files(files: list[Path], where: Path, cache_dir: str | None) -> datase
             builder, data_files=[str(file) for file in files], split="train", cache_dir=cache_dir
         )
     except DatasetGenerationError as error:
-        raise ValueError(f"--data {where}: cannot read it: {_one_line(error.__cause__ or error)}") from None
+        raise ValueError(f"--data {where}: cannot read it: {single_line(error.__cause__ or error)}") from None
     assert isinstance(loaded, datasets.Dataset)
     return loaded
 
@@ -178,7 +175,7 @@ class BlinkSource:
             except (OSError, ValueError, DatasetGenerationError) as error:
                 raise ValueError(
                     f"BLINK: cannot load {self.dataset_id!r} config {task!r} split {self.split!r}: "
-                    f"{_one_line(error)}; pass --data with a local copy"
+                    f"{single_line(error)}; pass --data with a local copy"
                 ) from None
             assert isinstance(loaded, datasets.Dataset)
             return loaded

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from theworld.constants import DEFAULT_GEMMA_MODEL
+from theworld.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def load_eval_model(spec: EvalModelSpec, device: str = "cpu", dtype: torch.dtype
             model: Any = Gemma3ForConditionalGeneration.from_pretrained(spec.base_model, dtype=dtype)
             model.processor = AutoProcessor.from_pretrained(spec.base_model)
         except (OSError, ValueError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first = first_line(error)
             raise ValueError(f"{BASELINE}: cannot load --base-model {spec.base_model!r}: {first}") from None
         return model.to(device).eval()
 

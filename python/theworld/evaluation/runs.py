@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from theworld.errors import single_line
 from theworld.evaluation.cli import DTYPES
 from theworld.evaluation.model_specs import EvalModelSpec, load_eval_model
 from theworld.evaluation.results import ResultsFile, write_json_atomic
@@ -178,10 +179,6 @@ def evaluate_spec(
     return summary
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def evaluate_specs(
     specs: Sequence[EvalModelSpec],
     items: Sequence[EvalItem],
@@ -210,7 +207,7 @@ def evaluate_specs(
             summary = evaluate_spec(model, spec, items, score, summarize, settings, extra)
             outcomes.append(SpecOutcome(spec, directory, summary=summary))
         except SPEC_ERRORS as error:
-            message = _one_line(error)
+            message = single_line(error)
             logger.error("%s: FAILED: %s", spec.label, message)
             logger.debug("%s: failure details", spec.label, exc_info=True)
             outcomes.append(SpecOutcome(spec, directory, error=message))

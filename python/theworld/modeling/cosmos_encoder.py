@@ -15,6 +15,7 @@ from diffusers import AutoencoderKLWan
 from torch import nn
 
 from theworld.constants import COSMOS_VAE_SUBFOLDER, VAE_LATENT_CHANNELS
+from theworld.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,10 @@ def load_cosmos_vae(cosmos_model_name: str | Path, dtype: torch.dtype | None = N
     try:
         vae = AutoencoderKLWan.from_pretrained(name, subfolder=COSMOS_VAE_SUBFOLDER, torch_dtype=dtype, **hub_kwargs)
     except Exception as error:  # the Hub client raises many types; the user needs one line that names the field
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise ValueError(
             f"cosmos_model_name={name!r}: could not load its {COSMOS_VAE_SUBFOLDER}/ VAE "
-            f"(expected a local Cosmos-Predict2 directory or a reachable Hub id): {first_line}"
+            f"(expected a local Cosmos-Predict2 directory or a reachable Hub id): {first}"
         ) from None
     vae_config: Any = vae.config
     z_dim = int(vae_config.z_dim)

@@ -15,6 +15,8 @@ from typing import Any
 
 from huggingface_hub import snapshot_download
 
+from theworld.errors import first_line
+
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "last-checkpoint"  # where hub_strategy "checkpoint" pushes
 # snapshot_download's keyword arguments; the rest goes to from_pretrained.
@@ -26,16 +28,11 @@ TRAINING_STATE = ["*.pt", "*.pth", "*training_args.bin"]  # optimizer, scheduler
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _download(repo_id: str, allow: list[str], ignore: list[str], hub_kwargs: dict[str, Any]) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=allow, ignore_patterns=ignore, **hub_kwargs))
     except Exception as error:  # network, auth, not found: the Hub client's errors share no base class
-        raise ValueError(f"{repo_id}: could not download from the Hub: {_one_line(error)}") from None
+        raise ValueError(f"{repo_id}: could not download from the Hub: {first_line(error)}") from None
 
 
 def _checkpoint_order(name: str) -> tuple[int, int]:

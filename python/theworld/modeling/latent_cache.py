@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from theworld.errors import first_line
+
 if TYPE_CHECKING:
     from theworld.modeling.configuration_theworld import TheWorldConfig
     from theworld.modeling.cosmos_encoder import CosmosWorldEncoder
@@ -51,11 +53,6 @@ logger = logging.getLogger(__name__)
 CACHE_FORMAT = "theworld-world-latents/1"  # bump when the meaning of a cached tensor changes
 LATENTS_TENSOR = "latents"
 _WEIGHTS_DIGEST_ATTR = "_theworld_weights_digest"  # (fingerprint, sha256) stored on the VAE wrapper itself
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
@@ -336,7 +333,7 @@ class WorldLatentCache:
                 metadata = handle.metadata() or {}
                 latents = handle.get_tensor(LATENTS_TENSOR)
         except Exception as error:  # truncated / foreign / unreadable file: recompute it rather than fail training
-            self._disk_error(f"unreadable world cache file {path} ({_one_line(error)}): encoding the picture again")
+            self._disk_error(f"unreadable world cache file {path} ({first_line(error)}): encoding the picture again")
             return None
         if metadata.get("key") != key or metadata.get("format") != CACHE_FORMAT:
             self._disk_error(f"world cache file {path} does not hold its key: encoding the picture again")

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoProcessor, Gemma3Config
 from transformers.utils.hub import cached_file
 
+from theworld.errors import first_line
 from theworld.modeling import hub_loading
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.cosmos_encoder import CosmosWorldEncoder, load_cosmos_vae
@@ -61,18 +62,13 @@ EMBEDDING_KEY = "model.language_model.embed_tokens.weight"
 _CONVERTING_GEMMA: contextvars.ContextVar[bool] = contextvars.ContextVar("converting_gemma", default=False)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _load_config(source: str, hub_kwargs: dict[str, Any]) -> Any:
     try:
         return AutoConfig.from_pretrained(source, **hub_kwargs)
     except Exception as error:  # OSError, EnvironmentError, HF errors: one line naming the path is what helps
         raise ValueError(
             f"{source}: could not read config.json (expected a Gemma 3 or TheWorld checkpoint directory or Hub id): "
-            f"{_one_line(error)}"
+            f"{first_line(error)}"
         ) from None
 
 
@@ -151,7 +147,7 @@ def _load_processor(source: str, hub_kwargs: dict[str, Any]) -> Any:
     try:
         return AutoProcessor.from_pretrained(source, **hub_kwargs)
     except Exception as error:
-        raise ValueError(f"{source}: could not load the processor/tokenizer: {_one_line(error)}") from None
+        raise ValueError(f"{source}: could not load the processor/tokenizer: {first_line(error)}") from None
 
 
 def convert_gemma(
@@ -198,7 +194,7 @@ def load_world(cls: Any, source: str, config: TheWorldConfig, load_kwargs: dict[
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"{source}: cannot load its world_base_model {config.world_base_model!r} (a delta checkpoint applies "
-                f"on top of it): {_one_line(error)}"
+                f"on top of it): {first_line(error)}"
             ) from None
         finally:
             _CONVERTING_GEMMA.reset(token)
@@ -206,7 +202,7 @@ def load_world(cls: Any, source: str, config: TheWorldConfig, load_kwargs: dict[
         try:
             delta_file = cached_file(source, "model.safetensors", **hub_kwargs)
         except Exception as error:
-            raise ValueError(f"{source}: delta checkpoint without model.safetensors: {_one_line(error)}") from None
+            raise ValueError(f"{source}: delta checkpoint without model.safetensors: {first_line(error)}") from None
         delta = load_file(str(delta_file))
         result = model.load_state_dict(delta, strict=False)
         if result.unexpected_keys:

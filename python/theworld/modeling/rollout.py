@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from theworld.constants import VAE_LATENT_CHANNELS, VAE_TEMPORAL_FACTOR
+from theworld.errors import first_line
 from theworld.modeling.cosmos_encoder import CosmosWorldEncoder, load_cosmos_vae
 
 # The text side (prompt embeddings, their caches, the guardrail stand-in) lives in `rollout_prompt`; re-exported here.
@@ -124,18 +125,13 @@ def cosmos_source(cosmos_model_name: str | Path) -> str:
     return str(local) if local.is_dir() else name
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _load_component(loader: Any, cosmos_model_name: str, subfolder: str, **kwargs: Any) -> Any:
     try:
         return loader.from_pretrained(cosmos_model_name, subfolder=subfolder, **kwargs)
     except Exception as error:  # the Hub client raises many types; the user needs one line naming the field
         raise ValueError(
             f"cosmos_model_name={cosmos_model_name!r}: could not load its {subfolder}/ for the world rollout "
-            f"(expected a Cosmos-Predict2 Video2World checkpoint): {_one_line(error)}"
+            f"(expected a Cosmos-Predict2 Video2World checkpoint): {first_line(error)}"
         ) from None
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from theworld.errors import first_line
+
 logger = logging.getLogger(__name__)
 
 # The conditioning prompt of every rollout. A world model used as a sensor should predict how the pictured scene
@@ -83,11 +85,6 @@ def default_prompt_cache_dir() -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HOME).expanduser() / "theworld" / "cosmos_prompt_embeds"
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def checkpoint_identity(cosmos_model_name: str, hub_kwargs: dict[str, Any]) -> str:
@@ -188,7 +185,7 @@ def encode_prompts_with_t5(
     except Exception as error:  # Hub/OS errors of many types: one line that names the checkpoint and the folders
         raise ValueError(
             f"{where}: could not load {TEXT_ENCODER_SUBFOLDER}/ and {TOKENIZER_SUBFOLDER}/ to embed the rollout "
-            f"prompt (expected a Cosmos-Predict2 Video2World checkpoint): {_one_line(error)}"
+            f"prompt (expected a Cosmos-Predict2 Video2World checkpoint): {first_line(error)}"
         ) from None
     text_encoder.requires_grad_(False).eval()
     if device is not None:

@@ -26,6 +26,7 @@ from transformers import AutoConfig, AutoTokenizer, Gemma3Config, T5Config, T5En
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from theworld.constants import COSMOS_VAE_SUBFOLDER
+from theworld.errors import first_line
 from theworld.modeling import TheWorld, TheWorldConfig
 from theworld.modeling.cosmos_encoder import CosmosWorldEncoder
 from theworld.modeling.loading import STRUCTURAL_KWARGS
@@ -54,11 +55,6 @@ class PlanError(ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ def _load_gemma_config(source: ConfigSource, key: str) -> Gemma3Config:
     except Exception as error:  # OSError, HF hub errors: one line naming the field is what helps
         raise PlanError(
             f"{key}={source.name!r}: could not read config.json (expected a Gemma 3 or TheWorld checkpoint "
-            f"directory, a shipped config or a reachable Hub id): {_one_line(error)}"
+            f"directory, a shipped config or a reachable Hub id): {first_line(error)}"
         ) from None
     if not isinstance(config, Gemma3Config):
         raise PlanError(
@@ -153,7 +149,7 @@ def _load_diffusers_config(model_class: Any, source: ConfigSource, subfolder: st
         return dict(model_class.load_config(source.location, subfolder=subfolder))
     except Exception as error:
         raise PlanError(
-            f"cosmos_model_name={source.name!r}: could not read {subfolder}/config.json ({why}): {_one_line(error)}"
+            f"cosmos_model_name={source.name!r}: could not read {subfolder}/config.json ({why}): {first_line(error)}"
         ) from None
 
 
@@ -188,7 +184,7 @@ def _world_config(config: TrainingConfig, gemma: Gemma3Config, key: str, name: s
     try:
         return TheWorldConfig.from_gemma_config(gemma, **kwargs)
     except ValueError as error:
-        raise PlanError(f"{key}={name!r}: {_one_line(error)}") from None
+        raise PlanError(f"{key}={name!r}: {first_line(error)}") from None
 
 
 def _grow_vocab(world_config: TheWorldConfig, tokenizer_size: int | None, converting: bool) -> None:
@@ -237,7 +233,7 @@ def build_meta_world(config: TrainingConfig) -> MetaWorld:
             except Exception as error:
                 raise PlanError(
                     f"cosmos_model_name={cosmos_source.name!r}: could not read {TEXT_ENCODER_SUBFOLDER}/config.json "
-                    f"({why}): {_one_line(error)}"
+                    f"({why}): {first_line(error)}"
                 ) from None
 
     with torch.device("meta"):

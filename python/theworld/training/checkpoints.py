@@ -6,6 +6,7 @@ import logging
 import re
 from pathlib import Path
 
+from theworld.errors import first_line
 from theworld.training.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def download_checkpoint(repo_id: str) -> Path:
     try:
         root = Path(snapshot_download(repo_id))
     except Exception as error:  # network, auth, not found: one line naming the value
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise ConfigError(
             f"resume_from_checkpoint={repo_id!r}: not a local path and not downloadable: {message}"
         ) from None

@@ -25,6 +25,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from theworld.data.skips import SkipLog
+from theworld.errors import single_line
 from theworld.training.config import ConfigError, TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -221,5 +222,5 @@ def build_datasets(config: TrainingConfig) -> Built:
     except ConfigError:
         raise
     except (ValueError, FileNotFoundError, ConnectionError, OSError) as error:
-        message = " ".join(str(error).split()) or type(error).__name__
+        message = single_line(error)
         raise ConfigError(f"dataset_name={config.dataset_name!r}: {message}") from None
