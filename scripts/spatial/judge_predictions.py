@@ -1,12 +1,6 @@
-"""Re-judge a saved SpatialRGPT-Bench predictions.jsonl with another judge — no evaluated model is loaded.
+"""Re-judge saved SpatialRGPT-Bench predictions without the model (same as `theworld eval judge`).
 
-    python scripts/spatial/judge_predictions.py outputs/eval/spatial_rgpt_bench/LABEL/predictions.jsonl \\
-        --judge openai:gpt-4o [--judge-base-url URL] [--output judged.jsonl] [--summary summary.json] [--no-resume]
-
-Writes the judged records (default: judged-<judge>.jsonl beside the predictions; resumable — a rerun judges only
-the items not yet judged, whose prediction changed, or whose judge call failed transiently) and their summary
-(default: summary-<judge>.json beside them), then prints the table. $OPENAI_API_KEY carries the key of an OpenAI
-judge. Bad options or inputs print one line and exit with code 2.
+Options, outputs and exit codes: `theworld.evaluation.commands.judge` (`--help` prints them).
 """
 
 from __future__ import annotations
