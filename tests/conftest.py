@@ -16,7 +16,10 @@ import pytest
 import torch
 
 from theworld import TheWorld
+from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV, clear_prompt_memory_cache
 from theworld.testing import TinyCheckpoints, build_tiny_checkpoints
+
+ROLLOUT_STEPS = 2  # denoising steps of the tiny rollouts: the transformer is random, two exercise the whole loop
 
 torch.set_num_threads(2)
 
@@ -55,3 +58,25 @@ def one_thread() -> Iterator[None]:
 def datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Arrow caches of the datasets library go under tmp_path, not the user's cache."""
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+
+
+@pytest.fixture(scope="module")
+def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private prompt-embedding cache for a module (never the user's), and an empty memory cache."""
+    cache = tmp_path_factory.mktemp("prompt_cache")
+    clear_prompt_memory_cache()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(PROMPT_CACHE_ENV, str(cache))
+        yield cache
+    clear_prompt_memory_cache()
+
+
+@pytest.fixture(scope="module")
+def rollout_model(tiny: TinyCheckpoints, prompt_cache: Path) -> TheWorld:
+    """A converted tiny TheWorld that can roll out: its Cosmos source is the whole tiny Video2World pipeline
+    (64 px → 8x8 latents), with `ROLLOUT_STEPS` denoising steps. Do not mutate it."""
+    torch.manual_seed(0)
+    loaded = TheWorld.from_pretrained(
+        tiny.gemma, cosmos_model_name=str(tiny.cosmos_pipeline), world_image_size=64, world_rollout_steps=ROLLOUT_STEPS
+    )
+    return loaded.eval()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,9 @@ from PIL import Image
 from tests.helpers import pictures
 from theworld import TheWorld
 from theworld.modeling.imagine import decode_latents, frames_to_uint8, imagine, main
-from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV, clear_prompt_memory_cache
 from theworld.testing import TinyCheckpoints
+
+pytestmark = pytest.mark.usefixtures("one_thread", "prompt_cache")
 
 
 def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
@@ -23,26 +23,9 @@ def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
     return message
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread_and_private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One thread (the Wan VAE's 3-D convolutions crawl with two on a shared box); a private prompt cache."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    clear_prompt_memory_cache()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(PROMPT_CACHE_ENV, str(tmp_path_factory.mktemp("prompt_cache")))
-        yield
-    clear_prompt_memory_cache()
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
-def model(tiny: TinyCheckpoints, single_thread_and_private_cache: None) -> TheWorld:
-    torch.manual_seed(0)
-    loaded = TheWorld.from_pretrained(
-        tiny.gemma, cosmos_model_name=str(tiny.cosmos_pipeline), world_image_size=64, world_rollout_steps=2
-    )
-    return loaded.eval()
+def model(rollout_model: TheWorld) -> TheWorld:
+    return rollout_model
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from tests.helpers import pictures
 from theworld import TheWorld
 from theworld.data.image_inputs import world_pixels
 from theworld.modeling.latent_cache import WorldLatentCache, world_latent_identity
-from theworld.modeling.rollout_prompt import PROMPT_CACHE_ENV, clear_prompt_memory_cache
 from theworld.testing import TinyCheckpoints
 from theworld.training.config import ConfigError, TrainingConfig
 from theworld.training.run import build_trainer
@@ -25,24 +24,11 @@ from theworld.training.run import build_trainer
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-ROLLOUT_STEPS = 2  # denoising steps of the tiny rollout: enough to run the whole loop
 
 
 @pytest.fixture(scope="module")
-def model(tiny: TinyCheckpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TheWorld]:
-    """A tiny TheWorld that can roll out (the whole tiny Cosmos pipeline), with a private prompt-embedding cache."""
-    clear_prompt_memory_cache()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(PROMPT_CACHE_ENV, str(tmp_path_factory.mktemp("prompt_cache")))
-        torch.manual_seed(0)
-        loaded = TheWorld.from_pretrained(
-            tiny.gemma,
-            cosmos_model_name=str(tiny.cosmos_pipeline),
-            world_image_size=64,
-            world_rollout_steps=ROLLOUT_STEPS,
-        )
-        yield loaded.eval()
-    clear_prompt_memory_cache()
+def model(rollout_model: TheWorld) -> TheWorld:
+    return rollout_model
 
 
 @pytest.fixture

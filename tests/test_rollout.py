@@ -8,7 +8,6 @@ import gc
 import json
 import sys
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from diffusers import AutoencoderKLWan, Cosmos2VideoToWorldPipeline, CosmosTransformer3DModel
 from transformers import AutoProcessor, T5EncoderModel
 
+from tests.conftest import ROLLOUT_STEPS
 from tests.helpers import QUESTION, pictures
 from theworld import TheWorld, TheWorldConfig, TheWorldProcessor
 from theworld.modeling import rollout as rollout_module
@@ -24,7 +24,6 @@ from theworld.modeling.generation import build_user_messages
 from theworld.modeling.rollout import CosmosRollout
 from theworld.modeling.rollout_prompt import (
     CONDITIONING_PROMPT,
-    PROMPT_CACHE_ENV,
     GuardrailStandIn,
     clear_prompt_memory_cache,
     load_prompt_embeddings,
@@ -35,8 +34,6 @@ from theworld.testing.tiny_cosmos_pipeline import build_tiny_cosmos_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROLLOUT_STEPS = 2  # denoising steps: the tiny transformer is random, two steps exercise the whole loop
-
 
 def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
     message = str(error.value)
@@ -45,27 +42,8 @@ def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
 
 
 @pytest.fixture(scope="module")
-def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private prompt-embedding cache for this module (never the user's), and an empty memory cache."""
-    cache = tmp_path_factory.mktemp("prompt_cache")
-    clear_prompt_memory_cache()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(PROMPT_CACHE_ENV, str(cache))
-        yield cache
-    clear_prompt_memory_cache()
-
-
-@pytest.fixture(scope="module")
-def model(tiny: TinyCheckpoints, prompt_cache: Path) -> TheWorld:
-    """A converted tiny TheWorld whose Cosmos source is the whole tiny Video2World pipeline (64 px → 8x8 latents)."""
-    torch.manual_seed(0)
-    loaded = TheWorld.from_pretrained(
-        tiny.gemma,
-        cosmos_model_name=str(tiny.cosmos_pipeline),
-        world_image_size=64,
-        world_rollout_steps=ROLLOUT_STEPS,
-    )
-    return loaded.eval()
+def model(rollout_model: TheWorld) -> TheWorld:
+    return rollout_model
 
 
 @pytest.fixture(scope="module")
