@@ -1,16 +1,24 @@
 """Benchmark: the cost of fusing world tokens. TheWorld's forward with precomputed world embeddings against plain
 `Gemma3ForConditionalGeneration.forward` on the same number of tokens, on the tiny checkpoints.
 
-    python benchmarks/fusion_overhead.py [--batch-size 4] [--text-words 120] [--repeats 40] [--warmup 5]
+    python benchmarks/fusion_overhead.py [--batch-size 4] [--length N] [--repeats 150] [--warmup 5]
                                          [--threads 1] [--tiny-dir DIR] [--profile]
 
 Both arms see the same batch: the processor's `input_ids` of a chat prompt with one generated picture per example
 (`<start_of_world>` + 64 world placeholders + `<end_of_world>` + Gemma's image block + text). The Gemma arm gets the
 same ids with the world block replaced by as many ordinary text tokens (token type 0), so the sequence length, the
 attention mask, the pictures (SigLIP runs in both) and the Gemma weights (converted from the same checkpoint) are
-identical; the only difference is TheWorld's fusion: embedding the ids itself, writing the world token rows,
+identical; the only difference is TheWorld's fusion: embedding the ids itself, writing the world marker rows,
 scattering the image features and the precomputed world embeddings (`world_embeds=`), then Gemma's forward on
 `inputs_embeds`. The VAE is not timed (the embeddings are computed once, before the timing).
+
+Sequence length: text is added until every example holds at least `--length` tokens. The default is the shortest
+picture block of the real model: gemma-3-4b-it's 256 SigLIP tokens and a pooled 256 px world block (256 tokens), each
+with its two markers = 516 tokens, computed from the Gemma 3 config shipped in `theworld/plan/configs` (no real
+prompt is shorter; spatial mode at 256 px is 1,284). The tiny model (hidden 64, 2 layers) does almost no arithmetic,
+so a forward is mostly Python: fusion costs a fixed ~0.2-0.4 ms a call, and on prompts far shorter than a real one
+the ratio measures that against transformers' per-call overhead rather than against a forward. At 220 tokens it read
+1.043-1.052 in six runs (and moved by up to 3% when only the timing loop's code changed).
 
 Timing: `--warmup` untimed calls per arm, then `--repeats` rounds, each timing one forward of each arm back to back
 (CPU time of the calling thread), the order alternating round by round. The verdict is the median over rounds of
@@ -41,9 +49,10 @@ import torch
 GOAL = 1.05
 # cProfile names of TheWorld.forward's callees that say little on their own.
 READABLE = {
-    ("generic.py", "wrapper"): "Gemma 3's forward + SigLIP features (as in the Gemma arm)",
-    ("module.py", "_wrapped_call_impl"): "embedding lookup (module call)",
-    ("modeling_gemma3.py", "get_placeholder_mask"): "get_placeholder_mask (image tokens; Gemma does it too)",
+    ("forward", "generic.py", "wrapper"): "Gemma 3's forward on inputs_embeds (as in the Gemma arm, minus its lookup)",
+    ("_fuse_world", "generic.py", "wrapper"): "SigLIP features (as in the Gemma arm)",
+    ("_fuse_world", "module.py", "_wrapped_call_impl"): "embedding lookup (module call; Gemma does it too)",
+    ("_fuse_world", "modeling_gemma3.py", "get_placeholder_mask"): "get_placeholder_mask (image tokens; Gemma too)",
 }
 
 
@@ -60,23 +69,44 @@ def load_models(tiny_dir: Path) -> tuple[Any, Any]:
     return world, gemma
 
 
-def build_inputs(world: Any, batch_size: int, text_words: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(TheWorld kwargs, Gemma kwargs) of equal sequence length; TheWorld's carry precomputed `world_embeds`."""
+def real_picture_tokens() -> int:
+    """Tokens of the shortest real picture block: gemma-3-4b-it's SigLIP block plus a pooled 256 px world block."""
+    import json
+    from importlib import resources
+
+    from theworld import TheWorldConfig
+
+    shipped = resources.files("theworld.plan") / "configs" / "google" / "gemma-3-4b-it" / "config.json"
+    siglip = int(json.loads(shipped.read_text())["mm_tokens_per_image"])
+    world = TheWorldConfig(world_image_size=256, world_projection_mode="pooled", world_pool_size=2)
+    return world.num_world_tokens(0) + 2 + siglip + 2
+
+
+def build_inputs(world: Any, batch_size: int, length: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(TheWorld kwargs, Gemma kwargs) of equal sequence length, at least `length` tokens per example;
+    TheWorld's carry precomputed `world_embeds`."""
     from theworld.modeling.generation import build_user_messages
     from theworld.testing import make_picture
 
     processor = world.processor
     vocabulary = ["left", "right", "above", "below", "red", "blue", "square", "circle"]
-    words = " ".join(vocabulary[i % len(vocabulary)] for i in range(text_words))
-    prompts = [f"{words} ({i})" for i in range(batch_size)]
-    texts = [
-        processor.apply_chat_template(
-            build_user_messages(p, with_image=True), add_generation_prompt=True, tokenize=False
-        )
-        for p in prompts
-    ]
     pictures = [[make_picture(seed=2000 + i)] for i in range(batch_size)]
-    inputs = processor(text=texts, images=pictures, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def encode(text_words: int) -> Any:
+        words = " ".join(vocabulary[i % len(vocabulary)] for i in range(text_words))
+        texts = [
+            processor.apply_chat_template(
+                build_user_messages(f"{words} ({i})", with_image=True), add_generation_prompt=True, tokenize=False
+            )
+            for i in range(batch_size)
+        ]
+        return processor(text=texts, images=pictures, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    text_words = 0
+    inputs = encode(text_words)
+    while int(inputs["attention_mask"].sum(dim=1).min()) < length:  # every example at least `length` tokens
+        text_words += max(1, length - int(inputs["attention_mask"].sum(dim=1).min()))
+        inputs = encode(text_words)
     with torch.inference_mode():
         world_embeds = world.encode_world(inputs["world_pixel_values"])  # [batch, 64, hidden]
 
@@ -105,7 +135,7 @@ def timed(run: Callable[[], Any]) -> float:
 
 
 def fusion_breakdown(world: Any, kwargs: dict[str, Any], calls: int) -> list[tuple[str, float]]:
-    """Seconds per call TheWorld.forward spends in each direct callee (cProfile), Gemma's own forward included."""
+    """Seconds per call TheWorld.forward and its fusion step `_fuse_world` spend in each direct callee (cProfile)."""
     profiler = cProfile.Profile()
     with torch.inference_mode():
         profiler.enable()
@@ -114,22 +144,32 @@ def fusion_breakdown(world: Any, kwargs: dict[str, Any], calls: int) -> list[tup
         profiler.disable()
     # {(file, line, name): (cc, nc, tottime, cumtime, callers)}; `stats` is an undocumented but stable attribute
     stats: dict[Any, Any] = pstats.Stats(profiler).stats  # pyright: ignore[reportAttributeAccessIssue]
-    forward = next(key for key in stats if key[0].endswith("modeling/theworld.py") and key[2] == "forward")
-    rows = [("TheWorld.forward (total)", stats[forward][3] / calls), ("  own lines", stats[forward][2] / calls)]
-    callees: list[tuple[str, float]] = []
-    for (file, line, name), entry in stats.items():
-        by_forward = entry[4].get(forward)
-        if by_forward is not None:
-            where = f"{Path(file).name}:{line}" if line else "builtin"
-            label = READABLE.get((Path(file).name, name), f"{name} ({where})")
-            callees.append((f"  {label}", by_forward[3] / calls))
-    return rows + sorted(callees, key=lambda item: -item[1])
+    rows: list[tuple[str, float]] = []
+    for depth, caller_name in enumerate(("forward", "_fuse_world")):
+        caller = next(key for key in stats if key[0].endswith("modeling/theworld.py") and key[2] == caller_name)
+        indent = "  " * depth
+        rows += [(f"{indent}TheWorld.{caller_name} (total)", stats[caller][3] / calls)]
+        rows += [(f"{indent}  own lines", stats[caller][2] / calls)]
+        callees: list[tuple[str, float]] = []
+        for (file, line, name), entry in stats.items():
+            by_caller = entry[4].get(caller)
+            if by_caller is not None and name != "_fuse_world":
+                where = f"{Path(file).name}:{line}" if line else "builtin"
+                label = READABLE.get((caller_name, Path(file).name, name), f"{name} ({where})")
+                callees.append((f"{indent}  {label}", by_caller[3] / calls))
+        rows += sorted(callees, key=lambda item: -item[1])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--text-words", type=int, default=120, help="words of text per example")
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        help="tokens per example at least (default: the real model's shortest picture block, 516)",
+    )
     parser.add_argument("--repeats", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -140,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="theworld-bench-") as temp:
         world, gemma = load_models(args.tiny_dir or Path(temp) / "tiny")
-        world_kwargs, gemma_kwargs = build_inputs(world, args.batch_size, args.text_words)
+        world_kwargs, gemma_kwargs = build_inputs(world, args.batch_size, args.length or real_picture_tokens())
         arms: dict[str, Callable[[], Any]] = {
             "Gemma 3": lambda: gemma(**gemma_kwargs),
             "TheWorld": lambda: world(**world_kwargs),

@@ -15,7 +15,7 @@ from transformers import AutoProcessor, Gemma3ForConditionalGeneration
 from theworld import TheWorld
 from theworld.evaluation import blink, runner, runs
 from theworld.evaluation.commands.blink import main
-from theworld.evaluation.generation import generate_answers, world_token_ids
+from theworld.evaluation.generation import generate_answers
 from theworld.evaluation.model_specs import BASELINE, EvalModelSpec, load_eval_model
 from theworld.evaluation.runner import PREDICTIONS_FILE, SUMMARY_FILE
 from theworld.testing import TinyCheckpoints
@@ -221,17 +221,28 @@ def test_ablation_runs_are_labelled_and_headed_by_their_spec(
 
 
 def test_generated_answers_never_hold_world_tokens(tiny: TinyCheckpoints, copy: BlinkFixture, checkpoint: Path) -> None:
-    """A generated <world_soft_token> would be read as a world placeholder at the next decode step: suppressed."""
+    """A generated <world_soft_token> would be read as a world placeholder at the next decode step: TheWorld's own
+    generate suppresses the world tokens, so plain `model.generate`, `answer` and the evaluation all stay valid."""
     model = load_eval_model(EvalModelSpec(model=str(checkpoint)))
     config = model.config
-    assert world_token_ids(model) == [config.sow_token_id, config.eow_token_id, config.world_token_id]
+    world_ids = [config.sow_token_id, config.eow_token_id, config.world_token_id]
+    assert model.never_generated_token_ids() == world_ids
     item = _first_items(copy)[0]
+    inputs = _inputs(model.processor, item)
     push = {"sequence_bias": [[[config.world_token_id], 100.0]]}  # make it the model's first choice
-    with pytest.raises(ValueError, match="world placeholder"), torch.no_grad():
-        model.generate(**_inputs(model.processor, item), max_new_tokens=3, do_sample=False, **push)
+    with torch.no_grad():
+        pushed = model.generate(**inputs, max_new_tokens=3, do_sample=False, **push)
+        # a caller's own suppress_tokens are kept beside the world tokens
+        first_free = int(pushed[0, inputs["input_ids"].shape[1]])
+        own = model.generate(**inputs, max_new_tokens=3, do_sample=False, suppress_tokens=[first_free], **push)
+    for output in (pushed, own):
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
+        assert not bool(torch.isin(new_tokens, torch.tensor(world_ids)).any())
+    assert first_free not in own[0, inputs["input_ids"].shape[1] :].tolist()
     (answer,) = generate_answers(model, [item.load_images()], [item.prompt], max_new_tokens=3, generate_kwargs=push)
     assert answer
-    assert world_token_ids(load_eval_model(EvalModelSpec(model=BASELINE, base_model=str(tiny.gemma)))) == []
+    baseline = load_eval_model(EvalModelSpec(model=BASELINE, base_model=str(tiny.gemma)))
+    assert getattr(baseline, "never_generated_token_ids", list)() == []
 
 
 def test_summaries_are_strict_json_and_failures_are_listed(tmp_path: Path) -> None:

@@ -33,6 +33,41 @@ def test_layout_world_before_image(world_model: TheWorld) -> None:
     assert batch["world_pixel_values"].shape == (1, 3, 64, 64)
 
 
+def test_language_model_sees_text_markers_image_and_world_rows(world_model: TheWorld) -> None:
+    """Fusion writes into the embedding lookup in place: every row the LM receives is still exactly one of the text
+    embedding, the trained marker row, the SigLIP feature or the world embedding, in order, in every example."""
+    batch = chat_inputs(world_model.processor, pictures(2))
+    ids, cfg = batch["input_ids"], world_model.config
+    seen: dict[str, torch.Tensor] = {}
+
+    def capture(_module: torch.nn.Module, _args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        embeds = kwargs["inputs_embeds"]
+        assert isinstance(embeds, torch.Tensor)
+        seen["embeds"] = embeds.clone()
+
+    handle = world_model.model.language_model.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            world = world_model.encode_world(batch["world_pixel_values"])
+            world_model(**{k: v for k, v in batch.items() if k != "world_pixel_values"}, world_embeds=world)
+            embed = world_model.get_input_embeddings()
+            text = embed(ids)
+            image = world_model.model.get_image_features(batch["pixel_values"]).pooler_output
+            markers = world_model.world_token_embedding.weight * embed.embed_scale
+    finally:
+        handle.remove()
+    embeds, hidden = seen["embeds"], text.shape[-1]
+    torch.testing.assert_close(embeds[ids == cfg.world_token_id], world.reshape(-1, hidden))
+    torch.testing.assert_close(embeds[ids == cfg.image_token_id], image.reshape(-1, hidden))
+    for row, token_id in enumerate((cfg.sow_token_id, cfg.eow_token_id)):
+        written = embeds[ids == token_id]
+        assert written.shape[0] == 2  # one marker per example
+        torch.testing.assert_close(written, markers[row].expand_as(written))
+    special = torch.tensor([cfg.sow_token_id, cfg.eow_token_id, cfg.world_token_id, cfg.image_token_id])
+    rest = ~torch.isin(ids, special)
+    torch.testing.assert_close(embeds[rest], text[rest])
+
+
 def test_changing_only_world_image_changes_logits_after_eow(world_model: TheWorld) -> None:
     batch = chat_inputs(world_model.processor, pictures(1))
     other = world_model.processor.world_pixels(pictures(1, offset=50))

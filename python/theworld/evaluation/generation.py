@@ -23,19 +23,6 @@ def _as_image_list(item: Any) -> list[Any]:
     return [item]
 
 
-def world_token_ids(model: Any) -> list[int]:
-    """The world special-token ids of a TheWorld model (none for plain Gemma 3).
-
-    They are suppressed in generated answers: they are never valid answer text, and a generated `<world_soft_token>`
-    would be taken for a world placeholder at the next decode step (TheWorld.forward then wants world pixels).
-    """
-    config = getattr(model, "config", None)
-    if not getattr(config, "enable_world", False):
-        return []
-    ids = (getattr(config, name, None) for name in ("sow_token_id", "eow_token_id", "world_token_id"))
-    return [int(token_id) for token_id in ids if token_id is not None]
-
-
 def build_prompt_messages(prompt: str, num_images: int) -> list[dict[str, Any]]:
     """One user turn: `num_images` pictures, then the text (the layout of `build_user_messages`, for 0..N pictures)."""
     if num_images <= 1:
@@ -60,8 +47,8 @@ def generate_answers(
     `images[i]` is None, one picture, or a list of pictures (BLINK rows have 1-4). Items are grouped by picture count
     (the processor needs the same number of pictures per sample in a batch); answers come back in input order.
     `pixel_override` [3, H, W] replaces every SigLIP picture (world pixels keep the real one): the world-only probe.
-    `generate_kwargs` go to `model.generate` (e.g. `num_world_steps`); a TheWorld model's world special tokens are
-    suppressed (`world_token_ids`).
+    `generate_kwargs` go to `model.generate` (e.g. `num_world_steps`); TheWorld's `generate` itself suppresses its world
+    special tokens.
     [Contract] the answer of an item does not depend on the batch it is in (left padding is masked everywhere).
     """
     if len(images) != len(prompts):
@@ -75,8 +62,6 @@ def generate_answers(
         groups.setdefault(len(pictures), []).append(index)
     answers: list[str] = [""] * len(prompts)
     extra = dict(generate_kwargs or {})
-    if suppressed := world_token_ids(model):
-        extra["suppress_tokens"] = sorted({*extra.get("suppress_tokens", []), *suppressed})
     # The processor must insert as many world placeholders as the rollout of this call yields.
     steps = extra.get("num_world_steps")
     processor_kwargs: dict[str, Any] = {} if steps is None else {"num_world_steps": int(steps)}

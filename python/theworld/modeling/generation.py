@@ -1,6 +1,7 @@
 """`generate()` two ways: Hugging Face's `model.generate(**inputs)` and `model.generate(image, "question") -> str`.
 
 The convenience form renders Gemma's chat template with the attached processor, so prompts match training exactly.
+Both suppress `never_generated_token_ids()` (TheWorld: `<start_of_world>`, `<end_of_world>`, `<world_soft_token>`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,18 @@ class ConvenienceGenerationMixin:
             prompt = generation_config if isinstance(generation_config, str) else kwargs.pop("prompt")
             image = kwargs.pop("image", inputs)
             return self.answer(image, prompt, **kwargs)
+        if suppressed := self.never_generated_token_ids():
+            # Added to whatever `suppress_tokens` the call or its generation config already has.
+            configured = kwargs.get("suppress_tokens")
+            if configured is None:
+                config = generation_config if generation_config is not None else self.generation_config
+                configured = getattr(config, "suppress_tokens", None)
+            kwargs["suppress_tokens"] = sorted({*(configured or []), *suppressed})
         return super().generate(inputs, generation_config, *args, **kwargs)  # type: ignore[misc]
+
+    def never_generated_token_ids(self) -> list[int]:
+        """Token ids `generate` suppresses at every step (none here; TheWorld: its world special tokens)."""
+        return []
 
     @torch.no_grad()
     def answer(self: Any, image: Any, prompt: str, max_new_tokens: int = 32, **generate_kwargs: Any) -> str:

@@ -30,12 +30,16 @@ from transformers import Gemma3ForConditionalGeneration
 from transformers import initialization as init
 from transformers.models.gemma3.modeling_gemma3 import Gemma3CausalLMOutputWithPast
 
-from theworld.constants import VAE_TEMPORAL_FACTOR
 from theworld.modeling.configuration_theworld import TheWorldConfig
 from theworld.modeling.cosmos_encoder import CosmosWorldEncoder
 from theworld.modeling.custom_checkpoint import CustomCheckpointMixin
 from theworld.modeling.freezing import FreezeMixin
-from theworld.modeling.fusion import scatter_world_embeddings, world_placeholder_mask, world_token_type_ids
+from theworld.modeling.fusion import (
+    check_world_placeholders,
+    scatter_world_embeddings,
+    world_placeholder_mask,
+    world_token_type_ids,
+)
 from theworld.modeling.generation import ConvenienceGenerationMixin
 from theworld.modeling.latent_cache import WorldLatentCache, world_latent_identity
 from theworld.modeling.loading import WorldLoadingMixin
@@ -211,29 +215,6 @@ class TheWorld(
         """Drop the world-latent cache (files in its `cache_dir` stay)."""
         self.__dict__.pop("_world_latent_cache", None)
 
-    def _check_world_placeholders(self, placeholders: torch.Tensor, num_images: int, steps: int) -> None:
-        """One line before any encoding (a rollout is expensive) when the placeholders cannot match the embeddings.
-
-        When the count per image is that of another `num_world_steps`, the message says so (the processor and the
-        model were given different steps); any other mismatch gets fusion's own message.
-        """
-        found = int(placeholders.sum())
-        per_image = self.config.num_world_tokens(steps)
-        if found == num_images * per_image:
-            return
-        per_frame = self.config.tokens_per_world_frame()
-        if num_images and found % num_images == 0 and (found // num_images) % per_frame == 0 and found >= per_frame:
-            other = VAE_TEMPORAL_FACTOR * (found // num_images // per_frame - 1)
-            raise ValueError(
-                f"num_world_steps={steps}: input_ids hold {found // num_images} world placeholders per image, which "
-                f"is num_world_steps={other} ({per_image} expected); pass the same num_world_steps to the processor "
-                "and to the model"
-            )
-        raise ValueError(
-            f"World embeddings and world tokens do not match: {found} world placeholder tokens in input_ids, "
-            f"{num_images} images x {per_image} world tokens (num_world_steps={steps})"
-        )
-
     def _world_ids(self) -> list[int]:
         return self.world_token_embedding.token_ids(self.config)
 
@@ -290,18 +271,44 @@ class TheWorld(
         if inputs_embeds is not None:
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
 
+        embeds, world = self._fuse_world(
+            input_ids, world_ids, pixel_values, mm_encoder_outputs, world_pixel_values, world_embeds, num_world_steps
+        )
+        if token_type_ids is None:
+            token_type_ids = world_token_type_ids(input_ids, self.config.image_token_id, world_ids[2])  # type: ignore[assignment]
+        outputs = super().forward(input_ids=None, inputs_embeds=embeds, token_type_ids=token_type_ids, **common)
+        if isinstance(outputs, tuple):
+            return outputs
+        return TheWorldCausalLMOutputWithPast(**outputs, world_hidden_states=world)
+
+    def _fuse_world(
+        self,
+        input_ids: torch.LongTensor,
+        world_ids: list[int],
+        pixel_values: torch.Tensor | None,
+        mm_encoder_outputs: dict[str, Any] | None,
+        world_pixel_values: torch.Tensor | None,
+        world_embeds: torch.Tensor | None,
+        num_world_steps: int | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`input_ids` with world tokens → (input embeddings [B, L, D] with the image features and world embeddings in
+        place, the world embeddings used or None). One [B, L, D] tensor: the lookup's, then written in place."""
         embed = self.get_input_embeddings()
         embeds = embed(input_ids)  # [B, L, D], already multiplied by sqrt(hidden)
+        if embeds.is_leaf and embeds.requires_grad:
+            # Gradient checkpointing's input hook (enable_input_require_grads) makes the lookup a leaf that requires
+            # grad, and autograd forbids writing into such a tensor: write into a copy.
+            embeds = embeds.clone()
         scale = torch.as_tensor(getattr(embed, "embed_scale", 1.0))  # Gemma's sqrt(hidden) text-embedding scale
         embeds = self.world_token_embedding.overwrite(input_ids, embeds, world_ids, scale)
         # Same as Gemma3Model.forward: generate() hands over precomputed SigLIP outputs as `mm_encoder_outputs`.
-        encoder_outputs: dict[str, Any] = dict(mm_encoder_outputs or {})
-        if encoder_outputs.get("image") is None and pixel_values is not None:
-            encoder_outputs["image"] = self.model.get_image_features(pixel_values)
-        if encoder_outputs.get("image") is not None:
-            image_features = encoder_outputs["image"].pooler_output.to(embeds.device, embeds.dtype)
+        image = (mm_encoder_outputs or {}).get("image")
+        if image is None and pixel_values is not None:
+            image = self.model.get_image_features(pixel_values)
+        if image is not None:
+            image_features = image.pooler_output.to(embeds.device, embeds.dtype)
             image_mask = self.model.get_placeholder_mask(input_ids, inputs_embeds=embeds, image_features=image_features)
-            embeds = embeds.masked_scatter(image_mask, image_features)
+            embeds = embeds.masked_scatter_(image_mask, image_features)  # in place: `embeds` is ours
 
         placeholders = world_placeholder_mask(input_ids, world_ids[2])
         world = world_embeds
@@ -311,19 +318,13 @@ class TheWorld(
                     f"input_ids hold {int(placeholders.sum())} world placeholder tokens but neither "
                     "world_pixel_values nor world_embeds was given"
                 )
-            self._check_world_placeholders(
-                placeholders, world_pixel_values.shape[0], self.resolve_world_steps(num_world_steps)
+            check_world_placeholders(
+                placeholders, world_pixel_values.shape[0], self.resolve_world_steps(num_world_steps), self.config
             )
             world = self.encode_world(world_pixel_values, num_world_steps)
         if world is not None:
             embeds = scatter_world_embeddings(embeds, placeholders, world)
-        if token_type_ids is None:
-            token_type_ids = world_token_type_ids(input_ids, self.config.image_token_id, world_ids[2])  # type: ignore[assignment]
-
-        outputs = super().forward(input_ids=None, inputs_embeds=embeds, token_type_ids=token_type_ids, **common)
-        if isinstance(outputs, tuple):
-            return outputs
-        return TheWorldCausalLMOutputWithPast(**outputs, world_hidden_states=world)
+        return embeds, world
 
     # ---- generation ----
     @torch.no_grad()
@@ -338,6 +339,14 @@ class TheWorld(
             raise ValueError("generate(image, prompt): no processor attached; load the model with from_pretrained")
         with self.processor.using_world_steps(steps):
             return super().answer(image, prompt, max_new_tokens=max_new_tokens, num_world_steps=steps, **kwargs)
+
+    def never_generated_token_ids(self) -> list[int]:
+        """The world special tokens, suppressed by `generate`: never answer text, and a generated
+        `<world_soft_token>` would be read as a world placeholder at the next decode step, which has no world pixels."""
+        config = self.config
+        if not config.enable_world:
+            return []
+        return [int(i) for i in (config.sow_token_id, config.eow_token_id, config.world_token_id) if i is not None]
 
     def prepare_inputs_for_generation(
         self, input_ids: torch.Tensor, use_cache: bool = True, is_first_iteration: bool = False, **kwargs: Any

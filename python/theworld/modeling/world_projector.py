@@ -98,10 +98,16 @@ class WorldTokenEmbedding(nn.Module):
 
     def overwrite(
         self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, token_ids: list[int], scale: torch.Tensor
-    ):
-        """Overwrite the embeddings of world special tokens in `inputs_embeds` [B, L, D] (out of place)."""
+    ) -> torch.Tensor:
+        """Write the embeddings of the world special tokens into `inputs_embeds` [B, L, D] in place; returns it.
+
+        `inputs_embeds` must be a fresh tensor the caller owns (the embedding lookup's output); only the
+        `<start_of_world>`/`<end_of_world>` rows (and `<world_soft_token>` rows, replaced later by the world
+        embeddings) are written, so no second [B, L, D] tensor is made.
+        """
+        ids = torch.as_tensor(token_ids, device=input_ids.device)
+        positions = torch.isin(input_ids, ids)  # [B, L]
+        which = (input_ids[positions].unsqueeze(-1) == ids).int().argmax(-1)  # index into token_ids per position
         rows = (self.weight * scale.to(self.weight.dtype)).to(inputs_embeds.dtype)  # [3, D]
-        for row, token_id in enumerate(token_ids):
-            mask = (input_ids == token_id).unsqueeze(-1)  # [B, L, 1]
-            inputs_embeds = torch.where(mask, rows[row], inputs_embeds)
+        inputs_embeds[positions] = rows[which]
         return inputs_embeds
