@@ -46,7 +46,7 @@ STEPS = (0, 4)
 GOAL = 1.2  # spatial / pooled train-step time at num_world_steps = 4 (median of per-round ratios)
 BUDGET_SIZES = (64, 128, 256, 512)
 BUDGET_STEPS = (0, 4, 8, 16)
-REAL_SIGLIP_TOKENS = 256  # Gemma 3 4B: mm_tokens_per_image
+REAL_GEMMA = "google/gemma-3-4b-it"  # its config ships with theworld.plan
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -56,7 +56,10 @@ REAL_SIGLIP_TOKENS = 256  # Gemma 3 4B: mm_tokens_per_image
 
 def budget_tables(pool_size: int = 2) -> str:
     """Markdown: world tokens per mode x world_image_size x steps, then per-picture blocks of the two configs."""
+    from transformers import AutoConfig
+
     from theworld import TheWorldConfig
+    from theworld.plan.meta import SHIPPED_CONFIGS
     from theworld.testing import TINY_MM_TOKENS_PER_IMAGE
 
     lines = [
@@ -74,8 +77,7 @@ def budget_tables(pool_size: int = 2) -> str:
     lines += [
         "",
         "Whole picture block in the LM's sequence: `<start_of_world>` + world tokens + `<end_of_world>` + Gemma's "
-        "`<start_of_image>` + SigLIP tokens + `<end_of_image>` (`TrainingConfig.world_tokens_per_image()` + "
-        "`mm_tokens_per_image` + 2):",
+        "`<start_of_image>` + SigLIP tokens + `<end_of_image>` (`TheWorldConfig.tokens_per_picture(steps)`):",
         "",
         "| configuration | world_image_size | SigLIP tokens | mode | "
         + " | ".join(f"steps {s}" for s in BUDGET_STEPS)
@@ -84,16 +86,13 @@ def budget_tables(pool_size: int = 2) -> str:
     ]
     for name, size, siglip in (
         ("tiny", 64, TINY_MM_TOKENS_PER_IMAGE),
-        ("real (gemma-3-4b-it)", 256, REAL_SIGLIP_TOKENS),
+        ("real (gemma-3-4b-it)", 256, AutoConfig.from_pretrained(SHIPPED_CONFIGS / REAL_GEMMA).mm_tokens_per_image),
     ):
         for mode in MODES:
             config = TheWorldConfig(
                 world_image_size=size, world_projection_mode=mode, world_pool_size=pool_size, mm_tokens_per_image=siglip
             )
-            counts = " | ".join(
-                f"{config.num_world_tokens(steps) + 2 + int(config.mm_tokens_per_image or 0) + 2:,}"
-                for steps in BUDGET_STEPS
-            )
+            counts = " | ".join(f"{config.tokens_per_picture(steps):,}" for steps in BUDGET_STEPS)
             lines.append(f"| {name} | {size} | {config.mm_tokens_per_image} | {mode} | {counts} |")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 from PIL import Image
 
@@ -47,3 +48,10 @@ def labelled_spans(labels: torch.Tensor) -> list[list[int]]:
             spans[-1].append(value)
         previous = value != -100
     return spans
+
+
+def one_line_error(error: pytest.ExceptionInfo[BaseException]) -> str:
+    """The raised message, asserted to be the one line (no traceback) the project promises for bad input."""
+    message = str(error.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    return message

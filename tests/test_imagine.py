@@ -9,18 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import pictures
+from tests.helpers import one_line_error, pictures
 from theworld import TheWorld
 from theworld.modeling.imagine import decode_latents, frames_to_uint8, imagine, main
 from theworld.testing import TinyCheckpoints
 
 pytestmark = pytest.mark.usefixtures("one_thread", "prompt_cache")
-
-
-def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(error.value)
-    assert "\n" not in message, message
-    return message
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +63,13 @@ def test_bad_arguments_are_one_line_errors(model: TheWorld, tmp_path: Path) -> N
     for steps, expected in ((6, "multiple of 4"), (20, "exceeds max_world_steps=16")):
         with pytest.raises(ValueError) as error:
             imagine(model, pictures(1)[0], steps, tmp_path / "x.gif")
-        assert f"steps={steps}" in _one_line(error) and expected in str(error.value)
+        assert f"steps={steps}" in one_line_error(error) and expected in str(error.value)
     with pytest.raises(ValueError) as error:
         imagine(model, pictures(1)[0], 4, tmp_path / "x.jpg")
-    assert "x.jpg" in _one_line(error) and ".gif" in str(error.value)
+    assert "x.jpg" in one_line_error(error) and ".gif" in str(error.value)
     with pytest.raises(ValueError) as error:
         imagine(model, tmp_path / "missing.png", 4, tmp_path / "x.gif")
-    assert "missing.png" in _one_line(error)
+    assert "missing.png" in one_line_error(error)
     assert not list(tmp_path.glob("*.gif")) and not list(tmp_path.glob(".*partial"))
 
 
@@ -95,7 +89,7 @@ def test_command_line_with_a_saved_model_and_with_a_bare_pipeline(
         assert strip.size == (5 * 32, 32)
     with pytest.raises(ValueError) as error:
         main([str(tmp_path / "nope.png"), "--out", str(out), "--model", str(tmp_path / "model")])
-    assert "nope.png" in _one_line(error)
+    assert "nope.png" in one_line_error(error)
     with pytest.raises(ValueError) as error:
         main([*argv, "--size", "30"])
-    assert "--size 30" in _one_line(error)
+    assert "--size 30" in one_line_error(error)

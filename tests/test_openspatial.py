@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import theworld.data.openspatial as openspatial
-from tests.helpers import labelled_spans
+from tests.helpers import labelled_spans, one_line_error
 from theworld import TheWorld
 from theworld.constants import GEMMA_END_OF_TURN
 from theworld.data.collator import TheWorldCollator
@@ -54,12 +54,6 @@ def _rows(rows: datasets.Dataset) -> list[dict[str, Any]]:
 
 def _served(dataset: OpenSpatialDataset) -> list[int]:
     return [row["index"] for row in _rows(dataset.rows)]
-
-
-def _one_line_error(error: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(error.value)
-    assert "\n" not in message and "Traceback" not in message
-    return message
 
 
 # ---- images first ----
@@ -123,7 +117,7 @@ def test_empty_image_folder_and_missing_paths_fail_in_one_line(data: OpenSpatial
     empty.mkdir()
     with pytest.raises(ValueError, match=r"image_folder .*empty: no picture of the 40 usable records") as error:
         OpenSpatialDataset(data.json_path, empty, cache_dir=tmp_path / "cache")
-    _one_line_error(error)
+    one_line_error(error)
     with pytest.raises(FileNotFoundError, match=r"image_folder .*nowhere does not exist") as error:
         OpenSpatialDataset(data.json_path, tmp_path / "nowhere", cache_dir=tmp_path / "cache")
     with pytest.raises(FileNotFoundError, match=r"train_dataset_path .*missing.json does not exist"):
@@ -210,7 +204,7 @@ def test_truncated_json_fails_in_one_line_and_leaves_no_cache(data: OpenSpatialF
     for _ in range(2):  # the second start must not take a half-written cache for a complete one
         with pytest.raises(ValueError, match=r"invalid JSON, parsing stopped at byte \d+ of \d+") as error:
             _open(data, tmp_path)
-        message = _one_line_error(error)
+        message = one_line_error(error)
         assert str(data.json_path) in message and f"of {len(raw) // 2} " in message and "premature EOF" in message
     assert not list((tmp_path / "cache").rglob("dataset_info.json"))
     offset = re.search(r"at byte (\d+)", message)
@@ -225,7 +219,7 @@ def test_corruption_mid_file_reports_where_parsing_stopped(tmp_path: Path) -> No
     data.json_path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"invalid JSON, parsing stopped at byte (\d+)") as error:
         _open(data, tmp_path)
-    offset = re.search(r"at byte (\d+)", _one_line_error(error))
+    offset = re.search(r"at byte (\d+)", one_line_error(error))
     assert offset is not None and fault < int(offset.group(1)) <= fault + 65536 < len(raw)  # ijson reads 64 KiB
 
 
@@ -248,7 +242,7 @@ def test_invalid_json_files_fail_in_one_line(tmp_path: Path, content: bytes, mat
     path.write_bytes(content)
     with pytest.raises(ValueError, match=match) as error:
         ingest_openspatial(path, tmp_path / "cache")
-    assert str(path) in _one_line_error(error)
+    assert str(path) in one_line_error(error)
 
 
 def test_unusable_records_are_skipped_and_counted(data: OpenSpatialFixture, tmp_path: Path) -> None:
@@ -349,7 +343,7 @@ def test_scan_image_folder(tmp_path: Path) -> None:
     assert scan_image_folder(tmp_path, extensions=(".png",)) == {"c3": "validation/c3.png"}
     with pytest.raises(FileNotFoundError, match=r"^image_folder .*nope does not exist") as error:
         scan_image_folder(tmp_path / "nope")
-    _one_line_error(error)
+    one_line_error(error)
 
 
 # ---- download ----
@@ -364,7 +358,7 @@ def test_fetch_uses_an_existing_file_and_fails_in_one_line(tmp_path: Path, monke
     monkeypatch.undo()
     with pytest.raises(FileNotFoundError) as error:  # HF_HUB_OFFLINE=1 in the tests
         fetch_openspatial_json(tmp_path / "offline")
-    message = _one_line_error(error)
+    message = one_line_error(error)
     assert "a8cheng/OpenSpatialDataset" in message and "result_10_depth_convs.json" in message
     assert "offline mode is enabled" in message and "set train_dataset_path" in message
 
@@ -389,7 +383,7 @@ def test_fetch_reports_a_404_in_one_line(tmp_path: Path, monkeypatch: pytest.Mon
             )
     finally:
         server.shutdown()
-    message = _one_line_error(error)
+    message = one_line_error(error)
     assert "404 Not Found" in message and "set train_dataset_path" in message
 
 

@@ -17,7 +17,7 @@ from diffusers import AutoencoderKLWan, Cosmos2VideoToWorldPipeline, CosmosTrans
 from transformers import AutoProcessor, T5EncoderModel
 
 from tests.conftest import ROLLOUT_STEPS
-from tests.helpers import QUESTION, pictures
+from tests.helpers import QUESTION, one_line_error, pictures
 from theworld import TheWorld, TheWorldConfig, TheWorldProcessor
 from theworld.modeling import rollout as rollout_module
 from theworld.modeling.generation import build_user_messages
@@ -33,12 +33,6 @@ from theworld.testing import TinyCheckpoints
 from theworld.testing.tiny_cosmos_pipeline import build_tiny_cosmos_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(error.value)
-    assert "\n" not in message, message
-    return message
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +200,7 @@ def test_processor_steps_for_a_block_of_calls(model: TheWorld) -> None:
     assert count(processor) == 64
     with pytest.raises(ValueError) as error, processor.using_world_steps(3):
         pass
-    assert "num_world_steps=3" in _one_line(error)
+    assert "num_world_steps=3" in one_line_error(error)
 
 
 def test_temporal_embeddings_make_frames_distinguishable(model: TheWorld) -> None:
@@ -358,40 +352,40 @@ def test_too_many_and_invalid_steps_are_one_line_errors(model: TheWorld, tiny: T
     for bad, expected in ((20, "exceeds max_world_steps=16"), (6, "multiple of 4"), (-4, ">= 0")):
         with pytest.raises(ValueError) as error:
             model.encode_world(pixels, bad)
-        assert f"num_world_steps={bad}" in _one_line(error) and expected in str(error.value)
+        assert f"num_world_steps={bad}" in one_line_error(error) and expected in str(error.value)
         with pytest.raises(ValueError) as error:
             model(**inputs, num_world_steps=bad)
-        assert f"num_world_steps={bad}" in _one_line(error)
+        assert f"num_world_steps={bad}" in one_line_error(error)
         with pytest.raises(ValueError) as error:
             model.generate(pictures(1)[0], QUESTION, max_new_tokens=1, num_world_steps=bad)
-        assert f"num_world_steps={bad}" in _one_line(error)
+        assert f"num_world_steps={bad}" in one_line_error(error)
         with pytest.raises(ValueError) as error:
             _inputs(model, 1, bad)
-        assert f"num_world_steps={bad}" in _one_line(error)
+        assert f"num_world_steps={bad}" in one_line_error(error)
     with pytest.raises(ValueError) as error:
         TheWorldConfig(num_world_steps=2)
-    assert "num_world_steps=2" in _one_line(error) and "multiple of 4" in str(error.value)
+    assert "num_world_steps=2" in one_line_error(error) and "multiple of 4" in str(error.value)
     with pytest.raises(ValueError) as error:
         TheWorldConfig(world_rollout_steps=0)
-    assert "world_rollout_steps=0" in _one_line(error)
+    assert "world_rollout_steps=0" in one_line_error(error)
 
 
 def test_placeholder_and_step_mismatch_is_one_line(model: TheWorld) -> None:
     inputs = _inputs(model, 1, 4)  # placeholders for 4 steps
     with pytest.raises(ValueError) as error:
         model(**inputs)  # ...but the model is asked for the default, 0
-    message = _one_line(error)
+    message = one_line_error(error)
     assert "num_world_steps=0" in message and "which is num_world_steps=4" in message
     with pytest.raises(ValueError) as error:
         model(**_inputs(model, 1, 0), num_world_steps=8)
-    assert "num_world_steps=8" in _one_line(error) and "num_world_steps=0" in str(error.value)
+    assert "num_world_steps=8" in one_line_error(error) and "num_world_steps=0" in str(error.value)
 
 
 def test_a_vae_only_checkpoint_cannot_roll_out(tiny: TinyCheckpoints, tmp_path: Path) -> None:
     with pytest.raises(ValueError) as error:
         CosmosRollout.from_pretrained(tiny.cosmos, prompt_cache_dir=tmp_path)
-    message = _one_line(error)
+    message = one_line_error(error)
     assert f"cosmos_model_name={str(tiny.cosmos)!r}" in message and "text_encoder/" in message
     with pytest.raises(ValueError) as error:
         CosmosRollout.from_pretrained(tiny.cosmos_pipeline, prompt_cache_dir=tmp_path, bogus=1)
-    assert "bogus" in _one_line(error)
+    assert "bogus" in one_line_error(error)

@@ -179,6 +179,12 @@ class TheWorldConfig(Gemma3Config):
             return 0
         return self.num_latent_frames(num_world_steps) * self.tokens_per_world_frame()
 
+    def tokens_per_picture(self, num_world_steps: int | None = None) -> int:
+        """Sequence tokens of one picture: the world block (`<start_of_world>` + world tokens + `<end_of_world>`,
+        none with enable_world=False), then Gemma's (`<start_of_image>` + `mm_tokens_per_image` + `<end_of_image>`)."""
+        world = self.num_world_tokens(num_world_steps) + 2 if self.enable_world else 0
+        return world + int(self.mm_tokens_per_image or 0) + 2
+
     @classmethod
     def from_gemma_config(cls, gemma_config: Gemma3Config, **world_kwargs: Any) -> TheWorldConfig:
         """A TheWorldConfig carrying every field of `gemma_config` plus the given world settings."""

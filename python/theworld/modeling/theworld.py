@@ -256,8 +256,12 @@ class TheWorld(
         }
         if num_world_steps is not None:
             num_world_steps = self.resolve_world_steps(num_world_steps)
-        world_ids = self._world_ids() if self.config.enable_world and input_ids is not None else []
-        if input_ids is None or not world_ids or not bool(torch.isin(input_ids, input_ids.new_tensor(world_ids)).any()):
+        world_ids: list[int] = []
+        world_positions: torch.Tensor | None = None  # [B, L]: any of the three world tokens
+        if input_ids is not None and self.config.enable_world:
+            world_ids = self._world_ids()
+            world_positions = torch.isin(input_ids, input_ids.new_tensor(world_ids))
+        if input_ids is None or world_positions is None or not bool(world_positions.any()):
             # No world tokens in this step (Gemma-only baseline, text-only input, or a decode step): Gemma 3 as is.
             outputs = super().forward(
                 input_ids=input_ids,
@@ -272,7 +276,14 @@ class TheWorld(
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
 
         embeds, world = self._fuse_world(
-            input_ids, world_ids, pixel_values, mm_encoder_outputs, world_pixel_values, world_embeds, num_world_steps
+            input_ids,
+            world_ids,
+            world_positions,
+            pixel_values,
+            mm_encoder_outputs,
+            world_pixel_values,
+            world_embeds,
+            num_world_steps,
         )
         if token_type_ids is None:
             token_type_ids = world_token_type_ids(input_ids, self.config.image_token_id, world_ids[2])  # type: ignore[assignment]
@@ -285,6 +296,7 @@ class TheWorld(
         self,
         input_ids: torch.LongTensor,
         world_ids: list[int],
+        world_positions: torch.Tensor,
         pixel_values: torch.Tensor | None,
         mm_encoder_outputs: dict[str, Any] | None,
         world_pixel_values: torch.Tensor | None,
@@ -300,7 +312,7 @@ class TheWorld(
             # grad, and autograd forbids writing into such a tensor: write into a copy.
             embeds = embeds.clone()
         scale = torch.as_tensor(getattr(embed, "embed_scale", 1.0))  # Gemma's sqrt(hidden) text-embedding scale
-        embeds = self.world_token_embedding.overwrite(input_ids, embeds, world_ids, scale)
+        embeds = self.world_token_embedding.overwrite(input_ids, embeds, world_ids, world_positions, scale)
         # Same as Gemma3Model.forward: generate() hands over precomputed SigLIP outputs as `mm_encoder_outputs`.
         image = (mm_encoder_outputs or {}).get("image")
         if image is None and pixel_values is not None:
@@ -343,10 +355,7 @@ class TheWorld(
     def never_generated_token_ids(self) -> list[int]:
         """The world special tokens, suppressed by `generate`: never answer text, and a generated
         `<world_soft_token>` would be read as a world placeholder at the next decode step, which has no world pixels."""
-        config = self.config
-        if not config.enable_world:
-            return []
-        return [int(i) for i in (config.sow_token_id, config.eow_token_id, config.world_token_id) if i is not None]
+        return self._world_ids() if self.config.enable_world else []
 
     def prepare_inputs_for_generation(
         self, input_ids: torch.Tensor, use_cache: bool = True, is_first_iteration: bool = False, **kwargs: Any

@@ -97,16 +97,21 @@ class WorldTokenEmbedding(nn.Module):
         return [int(i) for i in ids if i is not None]
 
     def overwrite(
-        self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, token_ids: list[int], scale: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        inputs_embeds: torch.Tensor,
+        token_ids: list[int],
+        positions: torch.Tensor,
+        scale: torch.Tensor,
     ) -> torch.Tensor:
         """Write the embeddings of the world special tokens into `inputs_embeds` [B, L, D] in place; returns it.
 
+        `positions` [B, L] marks where `input_ids` hold any of `token_ids` (the forward's check for world tokens).
         `inputs_embeds` must be a fresh tensor the caller owns (the embedding lookup's output); only the
         `<start_of_world>`/`<end_of_world>` rows (and `<world_soft_token>` rows, replaced later by the world
         embeddings) are written, so no second [B, L, D] tensor is made.
         """
-        ids = torch.as_tensor(token_ids, device=input_ids.device)
-        positions = torch.isin(input_ids, ids)  # [B, L]
+        ids = input_ids.new_tensor(token_ids)
         which = (input_ids[positions].unsqueeze(-1) == ids).int().argmax(-1)  # index into token_ids per position
         rows = (self.weight * scale.to(self.weight.dtype)).to(inputs_embeds.dtype)  # [3, D]
         inputs_embeds[positions] = rows[which]
